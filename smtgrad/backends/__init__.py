@@ -1,0 +1,110 @@
+"""SMT backends: the only code that imports a solver.
+
+Backends are found by try-import and registered by name. Each takes a pysmt
+formula and returns a :class:`SolverAnswer` with exact model values.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from fractions import Fraction
+from typing import Protocol
+
+from pysmt.fnode import FNode
+
+
+class SolverStatus(Enum):
+    """What a solver said about a formula."""
+
+    SAT = "sat"
+    UNSAT = "unsat"
+    UNKNOWN = "unknown"
+
+
+class IrrationalValue(ValueError):
+    """A model value that is algebraic but not rational."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The named backend is not installed."""
+
+
+class Model(Protocol):
+    """Exact values of terms in a satisfying assignment."""
+
+    def value(self, term: FNode) -> Fraction:
+        """The exact rational value of a term (IrrationalValue if it is not rational)."""
+        ...
+
+    def truth(self, term: FNode) -> bool:
+        """The truth value of a Boolean term."""
+        ...
+
+    def approximate(self, term: FNode) -> Fraction:
+        """A rational within 1e-20 of the (possibly irrational) value of a term."""
+        ...
+
+
+@dataclass(frozen=True)
+class SolverAnswer:
+    """A solver's status, model (when sat) and reason (when unknown)."""
+
+    status: SolverStatus
+    model: Model | None = None
+    reason: str = ""
+    seconds: float = 0.0
+
+
+class Backend(Protocol):
+    """An SMT solver that decides quantifier-free nonlinear real arithmetic."""
+
+    name: str
+
+    def version(self) -> str:
+        """Solver name and version, e.g. 'z3 4.15.0'."""
+        ...
+
+    def solve(self, formula: FNode, timeout: float | None) -> SolverAnswer:
+        """Decide ``formula``; give up with UNKNOWN after ``timeout`` seconds."""
+        ...
+
+
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "z3": ("smtgrad.backends.z3_backend", "Z3Backend"),
+    "cvc5": ("smtgrad.backends.cvc5_backend", "Cvc5Backend"),
+}
+
+
+def backend_names() -> list[str]:
+    """Names of every known backend, installed or not."""
+    return list(_REGISTRY)
+
+
+def get_backend(name: str) -> Backend:
+    """Instantiate a backend by name (BackendUnavailable if its solver is missing)."""
+    if name not in _REGISTRY:
+        raise BackendUnavailable(f"unknown backend {name!r}; expected one of "
+                                 f"{', '.join(_REGISTRY)}")
+    module_name, class_name = _REGISTRY[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise BackendUnavailable(f"backend {name} is not installed ({error}); "
+                                 f"pip install 'smtgrad[{name}]'") from None
+    factory: Callable[[], Backend] = getattr(module, class_name)
+    return factory()
+
+
+def installed_backends() -> list[str]:
+    """Names of the backends whose solver imports."""
+    names = []
+    for name in _REGISTRY:
+        try:
+            get_backend(name)
+        except BackendUnavailable:
+            continue
+        names.append(name)
+    return names

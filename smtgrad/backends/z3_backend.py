@@ -1,0 +1,95 @@
+"""Z3 backend: pysmt formula -> Z3 (nlsat for nonlinear real arithmetic)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+
+import z3
+from pysmt.fnode import FNode
+from pysmt.shortcuts import get_env
+from pysmt.solvers.z3 import Z3Converter
+
+from smtgrad.backends import IrrationalValue, SolverAnswer, SolverStatus
+
+
+class _Z3Model:
+    def __init__(self, model: z3.ModelRef, converter: Z3Converter) -> None:
+        self._model = model
+        self._converter = converter
+
+    def value(self, term: FNode) -> Fraction:
+        if term.is_constant():
+            return Fraction(term.constant_value())
+        result = self._model.eval(self._converter.convert(term), model_completion=True)
+        if z3.is_rational_value(result):
+            return Fraction(result.numerator_as_long(), result.denominator_as_long())
+        if z3.is_algebraic_value(result):
+            raise IrrationalValue(f"{term} = {result.as_decimal(20)} is irrational")
+        raise IrrationalValue(f"{term} has no numeric value in the model ({result})")
+
+    def approximate(self, term: FNode) -> Fraction:
+        result = self._model.eval(self._converter.convert(term), model_completion=True)
+        if z3.is_algebraic_value(result):
+            result = result.approx(20)
+        if z3.is_rational_value(result):
+            return Fraction(result.numerator_as_long(), result.denominator_as_long())
+        raise IrrationalValue(f"{term} has no numeric value in the model ({result})")
+
+    def truth(self, term: FNode) -> bool:
+        result = self._model.eval(self._converter.convert(term), model_completion=True)
+        return bool(z3.is_true(result))
+
+
+class Z3Backend:
+    """Z3 through pysmt's converter; runs in a worker thread so Ctrl-C can interrupt it."""
+
+    name = "z3"
+
+    def __init__(self) -> None:
+        z3.set_param("smt.random_seed", 0)
+        z3.set_param("nlsat.seed", 0)
+
+    def version(self) -> str:
+        return f"z3 {z3.get_version_string()}"
+
+    def solve(self, formula: FNode, timeout: float | None) -> SolverAnswer:
+        start = time.perf_counter()
+        converter = Z3Converter(get_env(), z3.main_ctx())
+        solver = z3.Solver()
+        if timeout is not None:
+            solver.set("timeout", max(1, int(timeout * 1000)))
+        solver.add(converter.convert(formula))
+        outcome: list[z3.CheckSatResult] = []
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(solver.check())
+            except BaseException as error:  # reported below, never swallowed
+                failure.append(error)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.05)
+        except KeyboardInterrupt:
+            z3.main_ctx().interrupt()
+            worker.join(5)
+            raise
+        seconds = time.perf_counter() - start
+        if failure:
+            return SolverAnswer(SolverStatus.UNKNOWN, reason=f"z3 failed: {failure[0]}",
+                                seconds=seconds)
+        result = outcome[0]
+        if result == z3.sat:
+            return SolverAnswer(SolverStatus.SAT, model=_Z3Model(solver.model(), converter),
+                                seconds=seconds)
+        if result == z3.unsat:
+            return SolverAnswer(SolverStatus.UNSAT, seconds=seconds)
+        reason = solver.reason_unknown()
+        if reason in ("timeout", "canceled") and timeout is not None:
+            reason = f"timeout after {timeout:g} s"
+        return SolverAnswer(SolverStatus.UNKNOWN, reason=f"z3: {reason}", seconds=seconds)

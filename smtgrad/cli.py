@@ -1,0 +1,232 @@
+"""The ``smtgrad`` command line (typer). A thin layer: parse options, call, map exit codes.
+
+Exit codes (as grep: found / not found / trouble): 0 sat (or a witness that
+holds), 1 unsat (or a witness that does not hold), 2 bad input or usage,
+3 unknown, 4 internal error (including a witness the verifier rejects),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Exact existence questions about the gradients of small neural networks.",
+    pretty_exceptions_enable=False,
+)
+
+EXIT_SAT, EXIT_UNSAT, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
+
+
+class OutputFormat(str, Enum):
+    """Output format on stdout."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    typer.echo(f"smtgrad: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors_to_exit_codes() -> Iterator[None]:
+    """Map every failure to its exit code in one place; never show a traceback."""
+    from smtgrad.backends import BackendUnavailable
+    from smtgrad.engine import WitnessRejected
+    from smtgrad.spec import SpecError
+    from smtgrad.witness import WitnessError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except SpecError as error:
+        _fail(EXIT_BAD_INPUT, f"bad spec: {error}")
+    except WitnessError as error:
+        _fail(EXIT_BAD_INPUT, f"bad witness: {error}")
+    except BackendUnavailable as error:
+        _fail(EXIT_BAD_INPUT, str(error))
+    except WitnessRejected as error:
+        _fail(EXIT_INTERNAL, f"internal error (a bug, please report it): {error}")
+    except KeyboardInterrupt:
+        _fail(EXIT_INTERRUPTED, "interrupted")
+    except RecursionError:
+        _fail(EXIT_BAD_INPUT, "input is nested too deeply")
+    except Exception as error:  # the last line of defence: exit 4, one line, no traceback
+        _fail(EXIT_INTERNAL, f"internal error (a bug, please report it): "
+                             f"{type(error).__name__}: {error}")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        _fail(EXIT_BAD_INPUT, f"cannot write {path}: {error.strerror}")
+
+
+def _progress_printer(enabled: bool) -> Callable[[str], None] | None:
+    if not enabled:
+        return None
+
+    def show(message: str) -> None:
+        typer.echo(f"  … {message}", err=True)
+
+    return show
+
+
+SpecArgument = Annotated[Path, typer.Argument(help="The YAML spec file.", show_default=False)]
+
+
+@app.command()
+def solve(
+    spec_path: SpecArgument,
+    samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=1000,
+                                                help="Number of samples M (overrides the "
+                                                     "spec).")] = None,
+    minimal: Annotated[bool, typer.Option("--minimal", help="Walk M up from the smallest "
+                                                            "value; smaller M are proved "
+                                                            "unsat.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", "-t", min=0.1, help="Seconds for "
+                                                                            "the whole "
+                                                                            "search.")] = 60.0,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="SMT backend: z3 or "
+                                                                 "cvc5.")] = "z3",
+    cross_check: Annotated[bool, typer.Option("--cross-check", help="Confirm every unsat "
+                                                                    "with the other "
+                                                                    "backend.")] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the result "
+                                                                  "JSON to this file.")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f",
+                                                 help="Output on stdout.")] = OutputFormat.TEXT,
+    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress on "
+                                                                      "stderr.")] = True,
+) -> None:
+    """Find a verified witness for the spec's query, or prove that none exists."""
+    with _errors_to_exit_codes():
+        from smtgrad.engine import SolveOptions
+        from smtgrad.engine import solve as run_solve
+        from smtgrad.report import render_result, result_json
+        from smtgrad.spec import Verdict, load_spec
+
+        spec = load_spec(spec_path)
+        options = SolveOptions(samples=samples, minimal=minimal, timeout=timeout,
+                               backend=backend, cross_check=cross_check)
+        result = run_solve(spec, options, _progress_printer(progress and
+                                                            output is OutputFormat.TEXT))
+        data = result_json(result)
+        if json_path is not None:
+            _write_json(json_path, data)
+        if output is OutputFormat.JSON:
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            typer.echo(render_result(result), nl=False)
+        codes = {Verdict.SAT: EXIT_SAT, Verdict.UNSAT: EXIT_UNSAT,
+                 Verdict.UNKNOWN: EXIT_UNKNOWN}
+        raise typer.Exit(codes[result.verdict])
+
+
+@app.command()
+def check(
+    spec_path: SpecArgument,
+    witness_path: Annotated[Path, typer.Option("--witness", "-w", help="A result JSON or a "
+                                                                       "bare witness (JSON "
+                                                                       "or YAML).")],
+    output: Annotated[OutputFormat, typer.Option("--format", "-f",
+                                                 help="Output on stdout.")] = OutputFormat.TEXT,
+) -> None:
+    """Re-verify a witness exactly and print every gradient (exit 0 holds, 1 does not)."""
+    with _errors_to_exit_codes():
+        from smtgrad.report import check_json, render_check
+        from smtgrad.spec import load_spec, parse_yaml
+        from smtgrad.verify import verify
+        from smtgrad.witness import WitnessError, witness_from_json
+
+        spec = load_spec(spec_path)
+        if not witness_path.is_file():
+            raise WitnessError(f"{witness_path}: not a readable file")
+        try:
+            text = witness_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise WitnessError(f"{witness_path}: cannot read ({error})") from None
+        witness = witness_from_json(parse_yaml(text, str(witness_path)), spec.network,
+                                    spec.targets)
+        verification = verify(spec, witness)
+        if output is OutputFormat.JSON:
+            typer.echo(json.dumps(check_json(spec, verification), indent=2))
+        else:
+            typer.echo(render_check(spec, witness, verification), nl=False)
+        raise typer.Exit(EXIT_SAT if verification.accepted else EXIT_UNSAT)
+
+
+@app.command()
+def export(
+    spec_path: SpecArgument,
+    samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=1000,
+                                                help="Number of samples M (default: the "
+                                                     "spec's smallest).")] = None,
+    output_path: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this "
+                                                                            "file instead of "
+                                                                            "stdout.")] = None,
+) -> None:
+    """Print the SMT-LIB 2 script of the query that `solve` sends to the solver."""
+    with _errors_to_exit_codes():
+        from smtgrad.encoding import UnsupportedSpec, check_supported, encode
+        from smtgrad.smtlib import to_smtlib
+        from smtgrad.spec import load_spec
+
+        spec = load_spec(spec_path)
+        count = samples if samples is not None else spec.samples.min
+        spec = spec.with_samples(count)
+        try:
+            check_supported(spec)
+        except UnsupportedSpec as error:
+            _fail(EXIT_BAD_INPUT, f"cannot export: {error}")
+        script = to_smtlib(encode(spec, count), f"smtgrad {spec.name} at M={count}")
+        if output_path is None:
+            typer.echo(script, nl=False)
+        else:
+            try:
+                output_path.write_text(script, encoding="utf-8")
+            except OSError as error:
+                _fail(EXIT_BAD_INPUT, f"cannot write {output_path}: {error.strerror}")
+
+
+@app.command()
+def version() -> None:
+    """Print the smtgrad version and the installed backends."""
+    with _errors_to_exit_codes():
+        from smtgrad import __version__
+        from smtgrad.backends import get_backend, installed_backends
+
+        names = installed_backends()
+        typer.echo(f"smtgrad {__version__}")
+        for name in names:
+            typer.echo(f"  backend {get_backend(name).version()}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("smtgrad: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

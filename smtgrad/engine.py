@@ -1,0 +1,385 @@
+"""Orchestration: fast path, sample reduction, SMT solving, verification.
+
+For each M the engine tries, within one shared deadline:
+
+1. the rank criterion (:mod:`smtgrad.rank`), a sat-only exact search;
+2. the sample-reduction lemma: with free residuals, any witness reduces to one
+   with at most D samples (D = number of queried gradient entries), so a query
+   at M > D can be decided at M = D, and unsat at any M >= D is unsat for all M;
+3. the SMT encoding (:mod:`smtgrad.encoding`) on the chosen backend.
+
+Every sat passes :func:`smtgrad.verify.verify` before it is reported; a witness
+the verifier rejects raises :class:`WitnessRejected` (a bug, exit 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from smtgrad.backends import (
+    Backend,
+    IrrationalValue,
+    Model,
+    SolverAnswer,
+    SolverStatus,
+    get_backend,
+)
+from smtgrad.encoding import Encoding, UnsupportedSpec, check_supported, encode
+from smtgrad.network import Evaluation, Parameters
+from smtgrad.rank import search
+from smtgrad.spec import LossKind, SampleRange, Spec, TargetKind, Verdict, entries
+from smtgrad.verify import Verification, verify
+from smtgrad.witness import Witness
+
+Progress = Callable[[str], None]
+
+
+class WitnessRejected(RuntimeError):
+    """A solver's witness failed exact verification: a bug in smtgrad, never a sat."""
+
+    def __init__(self, method: str, failures: tuple[str, ...]) -> None:
+        self.method = method
+        self.failures = failures
+        super().__init__(f"witness from {method} rejected by the exact verifier: "
+                         + "; ".join(failures[:5]))
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """How to solve: which M, how long, which backend."""
+
+    samples: int | None = None
+    minimal: bool = False
+    timeout: float | None = 60.0
+    backend: str = "z3"
+    cross_check: bool = False
+    fast_path: bool = True
+    reduction: bool = True
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What happened at one M."""
+
+    samples: int
+    verdict: Verdict
+    method: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Result:
+    """The answer to a spec: verdict, witness or proof, and how it was obtained."""
+
+    spec: Spec
+    verdict: Verdict
+    samples: int | None
+    solver: str
+    method: str
+    seconds: float
+    witness: Witness | None = None
+    evaluation: Evaluation | None = None
+    certificate: str | None = None
+    reason: str = ""
+    proved: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    verdict: Verdict
+    method: str
+    solver: str
+    witness: Witness | None = None
+    verification: Verification | None = None
+    reason: str = ""
+    all_samples: bool = False
+
+
+def reduction_bound(spec: Spec) -> int | None:
+    """D, when the sample-reduction lemma applies to ``spec``; else None.
+
+    With MSE, free real targets and no per-sample constraints (no fixed X or Y,
+    no assumptions), the gradients are sum_m phi(theta, x_m) r_m with the r_m
+    free. A vector in the span of the phi columns is a combination of at most
+    D of them, D the number of queried coordinates, so any witness reduces to
+    one with at most D of its samples (genericity is preserved by subsets).
+    """
+    if (spec.loss.kind is not LossKind.MSE or spec.targets is not TargetKind.REAL
+            or "X" in spec.fixed or "Y" in spec.fixed or spec.assume or not spec.query.nonzero):
+        return None
+    shapes = spec.network.parameter_shapes()
+    coordinates: set[tuple[str, tuple[int, ...]]] = set()
+    for target in (*spec.query.zero, *spec.query.nonzero):
+        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        coordinates.update((target.block, index) for index in indices)
+    return len(coordinates)
+
+
+def _pad(witness: Witness, spec: Spec, samples: int) -> Witness:
+    """Add copies of sample 0 with zero residual (gradients unchanged)."""
+    from smtgrad.network import evaluate
+
+    extra = samples - witness.samples
+    first = witness.inputs[0]
+    zero = tuple(Fraction(0) for _ in range(spec.network.outputs))
+    prediction = evaluate(spec.network, spec.loss, spec.conventions, witness.parameters,
+                          (first,), (zero,)).predictions[0]
+    return Witness(parameters=witness.parameters,
+                   inputs=witness.inputs + (first,) * extra,
+                   targets=witness.targets + (tuple(prediction),) * extra)
+
+
+class _Engine:
+    def __init__(self, spec: Spec, options: SolveOptions, progress: Progress | None) -> None:
+        self.spec = spec
+        self.options = options
+        self.progress = progress or (lambda message: None)
+        self.start = time.perf_counter()
+        self.deadline = None if options.timeout is None else self.start + options.timeout
+        self._backend: Backend | None = None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - time.perf_counter()
+
+    def expired(self) -> bool:
+        remaining = self.remaining()
+        return remaining is not None and remaining <= 0
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = get_backend(self.options.backend)
+        return self._backend
+
+    def accept(self, spec: Spec, witness: Witness) -> Verification:
+        return verify(spec, witness)
+
+    # -- one M -----------------------------------------------------------------------------
+
+    def solve_at(self, samples: int) -> _Outcome:
+        spec = self.spec.with_samples(samples)
+        try:
+            check_supported(spec)
+        except UnsupportedSpec as error:
+            return _Outcome(Verdict.UNKNOWN, "none", "none", reason=str(error))
+        if self.options.fast_path:
+            outcome = self.fast_path(spec, samples)
+            if outcome is not None:
+                return outcome
+        bound = reduction_bound(spec) if self.options.reduction else None
+        if bound is not None and samples > bound and not spec.generic:
+            self.progress(f"M={samples}: reducing to M={bound} (sample-reduction lemma)")
+            reduced = self.smt(spec.with_samples(bound), bound)
+            if reduced.verdict is Verdict.UNSAT:
+                return dataclasses.replace(reduced, all_samples=True, reason=(
+                    f"{reduced.reason}; by sample reduction every witness reduces to at most "
+                    f"{bound} samples and pads with zero-residual copies, so no M works"))
+            if reduced.verdict is Verdict.SAT and reduced.witness is not None:
+                padded = _pad(reduced.witness, spec, samples)
+                check = self.accept(spec, padded)
+                if not check.accepted:
+                    raise WitnessRejected(f"{reduced.method} (padded)", check.failures)
+                return dataclasses.replace(reduced, witness=padded, verification=check,
+                                           method=f"{reduced.method}, padded from M={bound}")
+        outcome = self.smt(spec, samples)
+        if (outcome.verdict is Verdict.UNSAT and bound is not None and samples >= bound
+                and not spec.generic):
+            outcome = dataclasses.replace(outcome, all_samples=True, reason=(
+                f"{outcome.reason}; M={samples} >= {bound} queried entries, so by sample "
+                f"reduction no M works"))
+        return outcome
+
+    def fast_path(self, spec: Spec, samples: int) -> _Outcome | None:
+        remaining = self.remaining()
+        budget = 0.5 if remaining is None else min(0.5, remaining / 4)
+        found: list[Verification] = []
+
+        def accept(witness: Witness) -> bool:
+            check = self.accept(spec, witness)
+            if check.accepted:
+                found.append(check)
+            return check.accepted
+
+        witness = search(spec, samples, time.perf_counter() + budget, accept=accept)
+        if witness is None:
+            return None
+        return _Outcome(Verdict.SAT, "rank criterion (exact linear algebra on residuals)",
+                        "smtgrad exact linear algebra", witness=witness, verification=found[-1])
+
+    def smt(self, spec: Spec, samples: int) -> _Outcome:
+        if self.expired():
+            return _Outcome(Verdict.UNKNOWN, "none", "none",
+                            reason=f"timeout after {self.options.timeout:g} s")
+        self.progress(f"M={samples}: encoding and solving with {self.options.backend}")
+        encoding = encode(spec, samples)
+        backend = self.backend
+        answer = backend.solve(encoding.formula(), self.remaining())
+        method = f"{backend.name} on the residual/phase encoding"
+        if answer.status is SolverStatus.UNSAT:
+            reason = f"{backend.version()} proved the encoding unsat at M={samples}"
+            if self.options.cross_check:
+                return self.cross_check(spec, encoding, samples, method, reason)
+            return _Outcome(Verdict.UNSAT, method, backend.version(), reason=reason)
+        if answer.status is SolverStatus.UNKNOWN:
+            return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=answer.reason)
+        return self.witness_from(spec, encoding, answer, method, backend)
+
+    def cross_check(self, spec: Spec, encoding: Encoding, samples: int, method: str,
+                    reason: str) -> _Outcome:
+        other_name = "cvc5" if self.options.backend == "z3" else "z3"
+        try:
+            other = get_backend(other_name)
+        except Exception as error:  # BackendUnavailable and solver start-up failures
+            return _Outcome(Verdict.UNKNOWN, method, self.backend.version(),
+                            reason=f"{reason}, but the cross-check could not run: {error}")
+        self.progress(f"M={samples}: cross-checking unsat with {other_name}")
+        answer = other.solve(encoding.formula(), self.remaining())
+        if answer.status is SolverStatus.UNSAT:
+            return _Outcome(Verdict.UNSAT, method, f"{self.backend.version()} + "
+                            f"{other.version()}", reason=f"{reason}; confirmed by "
+                            f"{other.version()}")
+        return _Outcome(Verdict.UNKNOWN, method, self.backend.version(), reason=(
+            f"solvers disagree: {self.backend.version()} says unsat, {other.version()} says "
+            f"{answer.status.value}{' (' + answer.reason + ')' if answer.reason else ''}"))
+
+    def witness_from(self, spec: Spec, encoding: Encoding, answer: SolverAnswer, method: str,
+                     backend: Backend) -> _Outcome:
+        assert answer.model is not None
+        try:
+            witness = _read_witness(encoding, answer.model)
+        except IrrationalValue as error:
+            return self.rationalize(spec, encoding, answer.model, method, backend, str(error))
+        check = self.accept(spec, witness)
+        if not check.accepted:
+            raise WitnessRejected(method, check.failures)
+        return _Outcome(Verdict.SAT, method, backend.version(), witness=witness,
+                        verification=check)
+
+    def rationalize(self, spec: Spec, encoding: Encoding, model: Model, method: str,
+                    backend: Backend, why: str) -> _Outcome:
+        """Fix parameters and inputs to rational approximations and re-solve for residuals."""
+        self.progress("the solver's model is irrational; re-solving with rational parameters")
+        fixed: dict[str, Any] = dict(spec.fixed)
+        for name, terms in {**encoding.parameters, "X": encoding.inputs}.items():
+            fixed[name] = _approximate(terms, model)
+        candidate = dataclasses.replace(spec, fixed=fixed)
+        encoding = encode(candidate, encoding.samples)
+        answer = backend.solve(encoding.formula(), self.remaining())
+        if answer.status is SolverStatus.SAT and answer.model is not None:
+            try:
+                witness = _read_witness(encoding, answer.model)
+            except IrrationalValue:
+                pass
+            else:
+                check = self.accept(spec, witness)
+                if not check.accepted:
+                    raise WitnessRejected(method, check.failures)
+                return _Outcome(Verdict.SAT, f"{method}, rationalised", backend.version(),
+                                witness=witness, verification=check)
+        return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=(
+            f"a solution exists but the solver's model is irrational ({why}) and no rational "
+            "witness was found near it"))
+
+    # -- the whole query -------------------------------------------------------------------
+
+    def run(self) -> Result:
+        spec = self.spec
+        options = self.options
+        if options.samples is not None:
+            low = 1 if options.minimal else options.samples
+            sample_range = SampleRange(low, options.samples)
+        elif options.minimal and spec.samples.min == spec.samples.max:
+            sample_range = SampleRange(1, spec.samples.max)
+        else:
+            sample_range = spec.samples
+        attempts: list[Attempt] = []
+        bound = reduction_bound(spec) if options.reduction else None
+        for samples in sample_range.values():
+            started = time.perf_counter()
+            outcome = self.solve_at(samples)
+            attempts.append(Attempt(samples, outcome.verdict, outcome.method,
+                                    time.perf_counter() - started, outcome.reason))
+            self.progress(f"M={samples}: {outcome.verdict.value}")
+            if outcome.verdict is Verdict.SAT:
+                return self.result(outcome, samples, attempts)
+            if outcome.verdict is Verdict.UNKNOWN:
+                return self.result(outcome, samples, attempts)
+            if outcome.all_samples:
+                return self.result(outcome, samples, attempts, proved="all M")
+            if (bound is not None and spec.generic and samples >= bound
+                    and all(a.verdict is Verdict.UNSAT for a in attempts)
+                    and attempts[0].samples == 1):
+                return self.result(outcome, samples, attempts, proved="all M", extra=(
+                    f"; M=1..{bound} are unsat and every witness reduces to at most {bound} of "
+                    f"its samples, so no M works"))
+        low, high = sample_range.min, sample_range.max
+        proved = f"M={low}" if low == high else f"M={low}..{high}"
+        last = attempts[-1]
+        return Result(spec=spec, verdict=Verdict.UNSAT, samples=None,
+                      solver=self.backend.version(), method=last.method,
+                      seconds=time.perf_counter() - self.start,
+                      reason=last.detail if low == high else
+                      f"unsat at every M from {low} to {high}", proved=proved,
+                      attempts=tuple(attempts))
+
+    def result(self, outcome: _Outcome, samples: int, attempts: list[Attempt],
+               proved: str | None = None, extra: str = "") -> Result:
+        evaluation = outcome.verification.evaluation if outcome.verification else None
+        if outcome.verdict is Verdict.UNSAT and proved is None:
+            proved = f"M={samples}"
+        return Result(
+            spec=self.spec,
+            verdict=outcome.verdict,
+            samples=samples if outcome.verdict is not Verdict.UNKNOWN else None,
+            solver=outcome.solver,
+            method=outcome.method,
+            seconds=time.perf_counter() - self.start,
+            witness=outcome.witness,
+            evaluation=evaluation,
+            certificate="exact" if outcome.verdict is Verdict.SAT else None,
+            reason=outcome.reason + extra,
+            proved=proved,
+            attempts=tuple(attempts),
+        )
+
+
+def _read_witness(encoding: Encoding, model: Model) -> Witness:
+    def values(terms: Any) -> Any:
+        if isinstance(terms, list | tuple):
+            return tuple(values(item) for item in terms)
+        return model.value(terms)
+
+    spec = encoding.spec
+    depth = spec.network.depth
+    parameters = Parameters(
+        weights=tuple(values(encoding.parameters[f"W{i}"]) for i in range(1, depth + 1)),
+        biases=tuple(values(encoding.parameters[f"b{i}"]) for i in range(1, depth + 1)),
+    )
+    return Witness(parameters=parameters, inputs=values(encoding.inputs),
+                   targets=values(encoding.targets))
+
+
+def _approximate(terms: Any, model: Model) -> Any:
+    if isinstance(terms, list | tuple):
+        return tuple(_approximate(item, model) for item in terms)
+    try:
+        return model.value(terms)
+    except IrrationalValue:
+        return model.approximate(terms).limit_denominator(1000)
+
+
+def solve(spec: Spec, options: SolveOptions | None = None,
+          progress: Progress | None = None) -> Result:
+    """Answer a spec: sat with a verified witness, unsat with what proved it, or unknown."""
+    return _Engine(spec, options or SolveOptions(), progress).run()

@@ -1,0 +1,303 @@
+"""Exact reference forward and backward pass.
+
+This module is the ground truth the verifier relies on: a plain, readable
+implementation of the forward pass, the loss and backpropagation over exact
+numbers (Fractions, or any exact number type with the same operators and a
+:class:`SmoothFunctions` provider for sigmoid, tanh and softmax). It imports
+no solver and nothing of the encoder, on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from smtgrad.spec import Activation, Conventions, Layer, Loss, LossKind, Network, Reduction
+
+#: An exact scalar: a Fraction, or an exact number type with the same operators.
+Scalar = Any
+Vector = tuple[Scalar, ...]
+Matrix = tuple[Vector, ...]
+
+
+class InexactValue(ValueError):
+    """A value that the exact number type in use cannot represent (e.g. sigmoid(1) in Q)."""
+
+
+class SmoothFunctions:
+    """Exact smooth functions over the rationals: defined only where the result is rational.
+
+    Exact number types with richer closed forms (log-lattice numbers) subclass this.
+    """
+
+    def sigmoid(self, x: Scalar) -> Scalar:
+        if x == 0:
+            return Fraction(1, 2)
+        raise InexactValue(f"sigmoid({x}) is not rational")
+
+    def tanh(self, x: Scalar) -> Scalar:
+        if x == 0:
+            return Fraction(0)
+        raise InexactValue(f"tanh({x}) is not rational")
+
+    def softmax(self, z: Sequence[Scalar]) -> Vector:
+        if all(item == z[0] for item in z):
+            return tuple(Fraction(1, len(z)) for _ in z)
+        raise InexactValue("softmax of unequal logits is not rational")
+
+    def negative_log(self, p: Scalar) -> Scalar:
+        """-log(p) for 0 < p <= 1 (cross-entropy terms)."""
+        if p == 1:
+            return Fraction(0)
+        raise InexactValue(f"-log({p}) is not rational")
+
+
+RATIONAL = SmoothFunctions()
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Weights W1..WL (units x previous) and biases b1..bL."""
+
+    weights: tuple[Matrix, ...]
+    biases: tuple[Vector, ...]
+
+    def block(self, name: str) -> tuple[Any, ...]:
+        layer = int(name[1:]) - 1
+        return self.weights[layer] if name[0] == "W" else self.biases[layer]
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A sample whose pre-activation sits exactly on a kink of a piecewise activation."""
+
+    layer: int
+    sample: int
+    unit: int
+    point: Fraction
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything the exact pass computes for one batch."""
+
+    pre_activations: tuple[tuple[Vector, ...], ...]  # [layer][sample][unit]
+    activations: tuple[tuple[Vector, ...], ...]  # [layer][sample][unit]
+    predictions: tuple[Vector, ...]  # [sample][output]
+    residuals: tuple[Vector, ...]  # yhat - y (one-hot y for class targets)
+    loss: Scalar
+    gradients: dict[str, tuple[Any, ...]]
+    kinks: tuple[Kink, ...]
+
+
+# ----------------------------------------------------------------------------------------
+# Piecewise-linear activations, written out case by case (independent of the encoder).
+
+
+def activation_value(layer: Layer, u: Scalar, smooth: SmoothFunctions) -> Scalar:
+    """The activation of one unit."""
+    act = layer.activation
+    if act is Activation.LINEAR:
+        return u
+    if act is Activation.RELU:
+        return u if u > 0 else u * 0
+    if act is Activation.LEAKY_RELU:
+        return u if u > 0 else layer.slope * u
+    if act is Activation.ABS:
+        return u if u >= 0 else -u
+    if act is Activation.HARDTANH:
+        if u > 1:
+            return u * 0 + 1
+        if u < -1:
+            return u * 0 - 1
+        return u
+    if act is Activation.SIGMOID:
+        return smooth.sigmoid(u)
+    if act is Activation.TANH:
+        return smooth.tanh(u)
+    raise ValueError(f"{act.value} is not an elementwise activation")
+
+
+def activation_derivative(layer: Layer, u: Scalar, a: Scalar, conventions: Conventions
+                          ) -> Scalar:
+    """The derivative used by backpropagation; at a kink, the spec's convention.
+
+    Convention 0 is PyTorch's: relu'(0) = 0, leaky_relu'(0) = slope, abs'(0) = 0,
+    hardtanh'(+-1) = 0. Convention 1 takes the slope of the linear piece instead:
+    relu'(0) = 1, leaky_relu'(0) = 1, abs'(0) = 1, hardtanh'(+-1) = 1.
+    """
+    act = layer.activation
+    at_kink_one = conventions.relu_grad_at_zero == 1
+    if act is Activation.LINEAR:
+        return Fraction(1)
+    if act is Activation.RELU:
+        if u == 0:
+            return Fraction(1 if at_kink_one else 0)
+        return Fraction(1 if u > 0 else 0)
+    if act is Activation.LEAKY_RELU:
+        if u == 0:
+            return Fraction(1) if at_kink_one else layer.slope
+        return Fraction(1) if u > 0 else layer.slope
+    if act is Activation.ABS:
+        if u == 0:
+            return Fraction(1 if at_kink_one else 0)
+        return Fraction(1 if u > 0 else -1)
+    if act is Activation.HARDTANH:
+        if u in (1, -1):
+            return Fraction(1 if at_kink_one else 0)
+        return Fraction(1 if -1 < u < 1 else 0)
+    if act is Activation.SIGMOID:
+        return a * (1 - a)
+    if act is Activation.TANH:
+        return 1 - a * a
+    raise ValueError(f"{act.value} has no elementwise derivative")
+
+
+def kink_points(layer: Layer) -> tuple[Fraction, ...]:
+    """Where the activation is not differentiable."""
+    if layer.activation in (Activation.RELU, Activation.LEAKY_RELU, Activation.ABS):
+        return (Fraction(0),)
+    if layer.activation is Activation.HARDTANH:
+        return (Fraction(-1), Fraction(1))
+    return ()
+
+
+# ----------------------------------------------------------------------------------------
+# Forward, loss, backward.
+
+
+def _affine(weight: Matrix, bias: Vector, x: Vector) -> Vector:
+    return tuple(
+        sum((w * xi for w, xi in zip(row, x, strict=True)), start=b * 0) + b
+        for row, b in zip(weight, bias, strict=True)
+    )
+
+
+def _normaliser(loss: Loss, samples: int, outputs: int) -> Fraction:
+    """The factor that turns a sum over elements into the reduced loss (scale included)."""
+    if loss.reduction is Reduction.SUM:
+        return loss.scale
+    count = samples if loss.kind is LossKind.CROSS_ENTROPY else samples * outputs
+    return loss.scale / count
+
+
+def one_hot(label: Scalar, classes: int) -> Vector:
+    """The one-hot vector of a class index."""
+    return tuple(Fraction(1 if label == k else 0) for k in range(classes))
+
+
+def evaluate(
+    network: Network,
+    loss: Loss,
+    conventions: Conventions,
+    params: Parameters,
+    inputs: Sequence[Vector],
+    targets: Sequence[Any],
+    smooth: SmoothFunctions = RATIONAL,
+) -> Evaluation:
+    """Forward pass, loss and every parameter gradient, exactly.
+
+    ``targets`` holds one row per sample: a vector of outputs, or a class index
+    for cross-entropy.
+    """
+    samples = len(inputs)
+    depth = network.depth
+    outputs = network.outputs
+    pre: list[list[Vector]] = [[] for _ in range(depth)]
+    post: list[list[Vector]] = [[] for _ in range(depth)]
+    kinks: list[Kink] = []
+    for m, x in enumerate(inputs):
+        current: Vector = tuple(x)
+        for index, layer in enumerate(network.layers):
+            u = _affine(params.weights[index], params.biases[index], current)
+            pre[index].append(u)
+            if layer.activation is Activation.SOFTMAX:
+                current = smooth.softmax(u)
+            else:
+                current = tuple(activation_value(layer, value, smooth) for value in u)
+            post[index].append(current)
+            for unit, value in enumerate(u):
+                for point in kink_points(layer):
+                    if value == point:
+                        kinks.append(Kink(index + 1, m, unit, point))
+
+    predictions = tuple(post[-1])
+    factor = _normaliser(loss, samples, outputs)
+    output_layer = network.layers[-1]
+    target_rows: list[Vector] = []
+    for target in targets:
+        if loss.kind is LossKind.CROSS_ENTROPY:
+            target_rows.append(one_hot(target, outputs))
+        else:
+            target_rows.append(tuple(target))
+    residuals = tuple(
+        tuple(p - t for p, t in zip(prediction, target, strict=True))
+        for prediction, target in zip(predictions, target_rows, strict=True)
+    )
+
+    # Loss value and dL/dz at the output layer's pre-activation.
+    total: Scalar = Fraction(0)
+    output_deltas: list[Vector] = []
+    for m in range(samples):
+        prediction, target, residual = predictions[m], target_rows[m], residuals[m]
+        if loss.kind is LossKind.MSE:
+            total = total + sum((r * r for r in residual), start=Fraction(0))
+            delta = tuple(
+                2 * factor * r * activation_derivative(output_layer, z, p, conventions)
+                for r, z, p in zip(residual, pre[-1][m], prediction, strict=True)
+            )
+        elif loss.kind is LossKind.BCE:
+            for p, t in zip(prediction, target, strict=True):
+                total = total + t * smooth.negative_log(p) + (1 - t) * smooth.negative_log(1 - p)
+            delta = tuple(factor * r for r in residual)
+        else:
+            label = targets[m]
+            total = total + smooth.negative_log(prediction[int(label)])
+            delta = tuple(factor * r for r in residual)
+        output_deltas.append(delta)
+    loss_value = factor * total
+
+    # Backpropagation, layer by layer.
+    gradients: dict[str, tuple[Any, ...]] = {}
+    deltas = output_deltas
+    for index in range(depth - 1, -1, -1):
+        layer_inputs = [tuple(inputs[m]) for m in range(samples)] if index == 0 else post[
+            index - 1]
+        units = network.layers[index].units
+        width = network.inputs if index == 0 else network.layers[index - 1].units
+        gradients[f"W{index + 1}"] = tuple(
+            tuple(
+                sum((deltas[m][j] * layer_inputs[m][i] for m in range(samples)),
+                    start=Fraction(0))
+                for i in range(width)
+            )
+            for j in range(units)
+        )
+        gradients[f"b{index + 1}"] = tuple(
+            sum((deltas[m][j] for m in range(samples)), start=Fraction(0)) for j in range(units)
+        )
+        if index == 0:
+            break
+        weight = params.weights[index]
+        below = network.layers[index - 1]
+        deltas = [
+            tuple(
+                sum((weight[j][i] * deltas[m][j] for j in range(units)), start=Fraction(0))
+                * activation_derivative(below, pre[index - 1][m][i], post[index - 1][m][i],
+                                        conventions)
+                for i in range(width)
+            )
+            for m in range(samples)
+        ]
+    ordered = {name: gradients[name] for name in network.parameter_shapes()}
+    return Evaluation(
+        pre_activations=tuple(tuple(rows) for rows in pre),
+        activations=tuple(tuple(rows) for rows in post),
+        predictions=predictions,
+        residuals=residuals,
+        loss=loss_value,
+        gradients=ordered,
+        kinks=tuple(kinks),
+    )

@@ -1,0 +1,74 @@
+"""Exact rational numbers: parsing user text and printing results.
+
+Every number smtgrad reads or writes is exact. Text such as ``"13/3"``,
+``"-0.25"`` or ``"1e-3"`` becomes a :class:`fractions.Fraction`; results are
+printed as ``"-2/3"`` so that sympy (or any reader) parses them back exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+#: Largest accepted bit length of a numerator or denominator (about 77 digits).
+MAX_BITS = 256
+
+_RATIONAL = re.compile(r"^[+-]?\d+\s*/\s*[+-]?\d+$")
+_DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
+
+
+class NumberError(ValueError):
+    """A value that is not an exact number smtgrad accepts."""
+
+
+def _bounded(value: Fraction, text: str) -> Fraction:
+    if value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS:
+        raise NumberError(f"number {text[:40]!s} is too large: at most {MAX_BITS}-bit integers")
+    return value
+
+
+def parse_exact(raw: object) -> Fraction:
+    """Turn a YAML scalar (int, Fraction, or string) into an exact Fraction.
+
+    Floats are refused: the YAML loader of :mod:`smtgrad.spec` never produces
+    them, and a float that reached this point would already be rounded.
+    """
+    if isinstance(raw, bool):
+        raise NumberError(f"expected a number, found a boolean ({raw})")
+    if isinstance(raw, int):
+        return _bounded(Fraction(raw), str(raw))
+    if isinstance(raw, Fraction):
+        return _bounded(raw, str(raw))
+    if isinstance(raw, float):
+        raise NumberError(f"expected an exact number, found the float {raw!r}")
+    if isinstance(raw, str):
+        text = raw.strip().replace("_", "")
+        if len(text) > 200:
+            raise NumberError("number text is longer than 200 characters")
+        if _RATIONAL.match(text):
+            num, den = (part.strip() for part in text.split("/"))
+            if int(den) == 0:
+                raise NumberError(f"division by zero in {raw!r}")
+            return _bounded(Fraction(int(num), int(den)), text)
+        if _DECIMAL.match(text):
+            return _bounded(Fraction(text), text)
+        raise NumberError(
+            f"expected an exact number such as 3, -2/3, 0.25 or 1e-3, found {raw[:40]!r}"
+        )
+    raise NumberError(f"expected a number, found {type(raw).__name__}")
+
+
+def format_exact(value: Fraction | int) -> str:
+    """Print an exact rational as ``"p/q"`` or ``"p"`` (sympy-parsable)."""
+    value = Fraction(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{value.numerator}/{value.denominator}"
+
+
+def format_short(value: Fraction, digits: int = 6) -> str:
+    """Human-friendly rendering: exact when short, else exact with a decimal hint."""
+    exact = format_exact(value)
+    if len(exact) <= 12:
+        return exact
+    return f"{exact} (≈{float(value):.{digits}g})"

@@ -1,0 +1,191 @@
+"""The rank criterion: a fast, sat-only path for free-residual queries.
+
+With parameters and inputs fixed, every gradient is linear in the residuals
+r = yhat - y: dL/dtheta = sum over (m, k) of r[m,k] * phi[m,k], where phi[m,k] is
+the gradient produced by a unit residual on sample m, output k. "Zero blocks
+vanish, each nonzero block does not" then has a solution iff some vector of
+the null space of the zero rows is not annihilated by each nonzero block,
+which exact linear algebra decides. This module draws small rational
+parameters and inputs (respecting fixed values and genericity), decides the
+residuals exactly, and hands a candidate witness back for verification.
+
+It never proves unsat: a failed search only means "try the solver".
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from math import lcm
+from typing import Any
+
+from sympy import QQ
+from sympy.polys.matrices import DomainMatrix
+
+from smtgrad.network import Parameters, evaluate, kink_points
+from smtgrad.spec import LossKind, Spec, TargetKind, entries
+from smtgrad.witness import Witness
+
+
+def applicable(spec: Spec) -> bool:
+    """The rank criterion applies to MSE with free real targets and piecewise-linear units."""
+    return (
+        spec.loss.kind is LossKind.MSE
+        and spec.targets is TargetKind.REAL
+        and "Y" not in spec.fixed
+        and all(layer.activation.is_piecewise_linear for layer in spec.network.layers)
+    )
+
+
+@dataclass(frozen=True)
+class _Coordinates:
+    zero: tuple[tuple[str, tuple[int, ...]], ...]
+    nonzero: tuple[tuple[tuple[str, tuple[int, ...]], ...], ...]  # one group per block
+
+
+def _coordinates(spec: Spec) -> _Coordinates:
+    shapes = spec.network.parameter_shapes()
+    zero = []
+    for target in spec.query.zero:
+        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        zero.extend((target.block, index) for index in indices)
+    groups = []
+    for target in spec.query.nonzero:
+        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        groups.append(tuple((target.block, index) for index in indices))
+    return _Coordinates(tuple(zero), tuple(groups))
+
+
+def _entry(array: Any, index: tuple[int, ...]) -> Fraction:
+    for position in index:
+        array = array[position]
+    return Fraction(array)
+
+
+class _Sampler:
+    """Draws small rational parameters and inputs, honouring fixed values."""
+
+    def __init__(self, spec: Spec, samples: int, seed: int) -> None:
+        self.spec = spec
+        self.samples = samples
+        self.random = random.Random(seed)
+
+    def number(self, magnitude: int, nonzero: bool) -> Fraction:
+        while True:
+            value = Fraction(self.random.randint(-magnitude, magnitude),
+                             self.random.choice((1, 1, 1, 2)))
+            if value != 0 or not nonzero:
+                return value
+
+    def parameters(self, magnitude: int) -> Parameters:
+        spec = self.spec
+        weights, biases = [], []
+        for name, shape in spec.network.parameter_shapes().items():
+            nonzero = name.startswith("W")
+            if len(shape) == 2:
+                block: Any = tuple(
+                    tuple(self._value(name, (j, i), magnitude, nonzero) for i in range(shape[1]))
+                    for j in range(shape[0]))
+                weights.append(block)
+            else:
+                biases.append(tuple(self._value(name, (j,), magnitude, False)
+                                    for j in range(shape[0])))
+        return Parameters(tuple(weights), tuple(biases))
+
+    def _value(self, name: str, index: tuple[int, ...], magnitude: int,
+               nonzero: bool) -> Fraction:
+        fixed = self.spec.fixed_value(name, index)
+        return fixed if fixed is not None else self.number(magnitude, nonzero)
+
+    def inputs(self, magnitude: int) -> tuple[tuple[Fraction, ...], ...]:
+        spec = self.spec
+        width = spec.network.inputs
+        rows: list[tuple[Fraction, ...]] = []
+        seen: set[tuple[Fraction, ...]] = set()
+        spread = max(magnitude, self.samples)
+        for m in range(self.samples):
+            for _ in range(50):
+                row = tuple(self._value("X", (m, i), spread, False) for i in range(width))
+                if row not in seen:
+                    break
+            seen.add(row)
+            rows.append(row)
+        return tuple(rows)
+
+
+def _nullspace(rows: list[list[Fraction]], columns: int) -> list[list[Fraction]]:
+    if not rows:
+        return [[Fraction(int(i == j)) for j in range(columns)] for i in range(columns)]
+    matrix = DomainMatrix([[QQ(v.numerator, v.denominator) for v in row] for row in rows],
+                          (len(rows), columns), QQ)
+    basis = matrix.nullspace().to_list()
+    return [[Fraction(int(v.numerator), int(v.denominator)) for v in vector] for vector in basis]
+
+
+def _integral(vector: list[Fraction]) -> list[Fraction]:
+    scale = lcm(*(v.denominator for v in vector)) if vector else 1
+    return [v * scale for v in vector]
+
+
+def search(spec: Spec, samples: int, deadline: float, attempts: int = 40, seed: int = 0,
+           accept: Callable[[Witness], bool] | None = None) -> Witness | None:
+    """Look for a witness at M = ``samples`` by the rank criterion; None if none was found.
+
+    ``accept`` is the caller's verifier; the first candidate it accepts is returned.
+    """
+    if not applicable(spec):
+        return None
+    network = spec.network
+    outputs = network.outputs
+    coords = _coordinates(spec)
+    sampler = _Sampler(spec, samples, seed)
+    kinked = [bool(kink_points(layer)) for layer in network.layers]
+    for attempt in range(attempts):
+        if time.perf_counter() > deadline:
+            return None
+        magnitude = 2 + attempt // 8
+        params = sampler.parameters(magnitude)
+        inputs = sampler.inputs(magnitude)
+        zero_targets = tuple(tuple(Fraction(0) for _ in range(outputs)) for _ in inputs)
+        base = evaluate(network, spec.loss, spec.conventions, params, inputs, zero_targets)
+        if spec.generic and base.kinks:
+            continue
+        if not any(kinked) and base.kinks:
+            continue
+        yhat = base.predictions
+        columns: list[tuple[int, int]] = [(m, k) for m in range(samples) for k in range(outputs)]
+        features: list[dict[str, Any]] = []
+        for m, k in columns:
+            targets = tuple(
+                tuple(yhat[n][o] - (1 if (n, o) == (m, k) else 0) for o in range(outputs))
+                for n in range(samples))
+            features.append(evaluate(network, spec.loss, spec.conventions, params, inputs,
+                                     targets).gradients)
+        zero_rows = [[_entry(features[c][name], index) for c in range(len(columns))]
+                     for name, index in coords.zero]
+        basis = _nullspace(zero_rows, len(columns))
+        if not basis:
+            continue
+        for trial in range(6):
+            weights = [Fraction(1) if trial == 0 and len(basis) == 1 else
+                       Fraction(sampler.random.randint(-3, 3)) for _ in basis]
+            residual = _integral([sum((w * vector[c] for w, vector in zip(weights, basis,
+                                                                          strict=True)),
+                                      start=Fraction(0)) for c in range(len(columns))])
+            if not all(
+                any(sum((_entry(features[c][name], index) * residual[c]
+                         for c in range(len(columns))), start=Fraction(0)) != 0
+                    for name, index in group)
+                for group in coords.nonzero
+            ):
+                continue
+            targets = tuple(
+                tuple(yhat[m][k] - residual[m * outputs + k] for k in range(outputs))
+                for m in range(samples))
+            witness = Witness(parameters=params, inputs=inputs, targets=targets)
+            if accept is None or accept(witness):
+                return witness
+    return None

@@ -1,0 +1,190 @@
+"""Rendering results for people (rich tables as text) and for scripts (the JSON contract).
+
+Every function here returns a string or a JSON-ready dict; nothing prints.
+"""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from smtgrad import __version__
+from smtgrad.engine import Result
+from smtgrad.network import Evaluation
+from smtgrad.numbers import format_exact
+from smtgrad.spec import Spec, Verdict
+from smtgrad.verify import Verification
+from smtgrad.witness import Witness, to_json, witness_to_json
+
+
+def _exact(value: Any) -> str:
+    if isinstance(value, Fraction | int):
+        return format_exact(value)
+    return str(value)
+
+
+def _matrix(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_matrix(item) for item in value) + "]"
+    return _exact(value)
+
+
+def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
+    """Gradients, loss, predictions, residuals and kinks as exact strings."""
+    return {
+        "gradients": {name: to_json(value) for name, value in evaluation.gradients.items()},
+        "loss": _exact(evaluation.loss),
+        "predictions": to_json(evaluation.predictions),
+        "residuals": to_json(evaluation.residuals),
+        "kinks": [
+            {"layer": kink.layer, "sample": kink.sample, "unit": kink.unit,
+             "point": format_exact(kink.point)}
+            for kink in evaluation.kinks
+        ],
+    }
+
+
+def result_json(result: Result) -> dict[str, Any]:
+    """The result object of the contract (DESIGN section 3), plus a few extra fields."""
+    data: dict[str, Any] = {"verdict": result.verdict.value}
+    if result.verdict is Verdict.SAT and result.witness and result.evaluation:
+        data["certificate"] = result.certificate or "exact"
+        data["samples"] = result.samples
+        data["witness"] = witness_to_json(result.witness, result.spec.network)
+        data.update(evaluation_json(result.evaluation))
+    else:
+        data["samples"] = result.samples
+        data["reason"] = result.reason
+        if result.proved:
+            data["proved"] = result.proved
+    data["solver"] = result.solver
+    data["method"] = result.method
+    data["seconds"] = round(result.seconds, 4)
+    data["spec"] = {"name": result.spec.name, "source": result.spec.source}
+    data["attempts"] = [
+        {"samples": a.samples, "verdict": a.verdict.value, "method": a.method,
+         "seconds": round(a.seconds, 4), **({"detail": a.detail} if a.detail else {})}
+        for a in result.attempts
+    ]
+    data["smtgrad"] = __version__
+    return data
+
+
+def check_json(spec: Spec, verification: Verification) -> dict[str, Any]:
+    """The JSON printed by ``smtgrad check``."""
+    data: dict[str, Any] = {"holds": verification.accepted,
+                            "failures": list(verification.failures)}
+    if verification.evaluation is not None:
+        data.update(evaluation_json(verification.evaluation))
+    data["spec"] = {"name": spec.name, "source": spec.source}
+    return data
+
+
+# ----------------------------------------------------------------------------------------
+# Text.
+
+
+def _console(buffer: io.StringIO) -> Console:
+    return Console(file=buffer, width=110, force_terminal=False, color_system=None,
+                   highlight=False, soft_wrap=False)
+
+
+def _required(spec: Spec, block: str) -> str:
+    parts = []
+    for target in spec.query.zero:
+        if target.block == block:
+            parts.append("= 0" if target.index is None else f"[{_index(target.index)}] = 0")
+    for target in spec.query.nonzero:
+        if target.block == block:
+            parts.append("≠ 0" if target.index is None else f"[{_index(target.index)}] ≠ 0")
+    return ", ".join(parts)
+
+
+def _index(index: tuple[int, ...]) -> str:
+    return ",".join(map(str, index))
+
+
+def _tables(spec: Spec, witness: Witness, evaluation: Evaluation, console: Console) -> None:
+    params = Table(title="Parameters", title_justify="left", show_edge=False)
+    params.add_column("name")
+    params.add_column("value")
+    for name in spec.network.parameter_shapes():
+        params.add_row(name, _matrix(witness.parameters.block(name)))
+    console.print(params)
+    console.print()
+
+    kinks: dict[int, list[str]] = {}
+    for kink in evaluation.kinks:
+        kinks.setdefault(kink.sample, []).append(
+            f"L{kink.layer}u{kink.unit}@{format_exact(kink.point)}")
+    data = Table(title="Samples", title_justify="left", show_edge=False)
+    for column in ("m", "X", "Y", "yhat", "residual", "kink"):
+        data.add_column(column, justify="right" if column != "kink" else "left")
+    for m in range(witness.samples):
+        target = witness.targets[m]
+        data.add_row(str(m), _matrix(witness.inputs[m]),
+                     _matrix(target) if isinstance(target, tuple) else _exact(target),
+                     _matrix(evaluation.predictions[m]), _matrix(evaluation.residuals[m]),
+                     " ".join(kinks.get(m, [])) or "-")
+    console.print(data)
+    console.print()
+
+    grads = Table(title="Gradients of the loss", title_justify="left", show_edge=False)
+    grads.add_column("block")
+    grads.add_column("dL/d(block)")
+    grads.add_column("required")
+    for name, value in evaluation.gradients.items():
+        grads.add_row(name, _matrix(value), _required(spec, name))
+    console.print(grads)
+    console.print(f"loss = {_exact(evaluation.loss)}")
+
+
+def render_result(result: Result) -> str:
+    """A readable report of a solve result."""
+    buffer = io.StringIO()
+    console = _console(buffer)
+    spec = result.spec
+    console.print(f"smtgrad {__version__} · {spec.name} · {spec.source}")
+    for attempt in result.attempts[:-1] if len(result.attempts) > 1 else ():
+        console.print(f"  M={attempt.samples}: {attempt.verdict.value} "
+                      f"({attempt.seconds:.3f} s, {attempt.method})")
+    if result.verdict is Verdict.SAT and result.witness and result.evaluation:
+        console.print(f"verdict: sat at M={result.samples} — witness verified exactly "
+                      f"(certificate: {result.certificate})")
+        console.print(f"found by: {result.method}; solver: {result.solver}; "
+                      f"time: {result.seconds:.3f} s")
+        console.print()
+        _tables(spec, result.witness, result.evaluation, console)
+        if not result.evaluation.kinks:
+            console.print("no sample sits on a kink")
+    else:
+        proved = f" (proved for {result.proved})" if result.proved else ""
+        console.print(f"verdict: {result.verdict.value}{proved}")
+        console.print(f"reason: {result.reason}")
+        console.print(f"solver: {result.solver}; method: {result.method}; "
+                      f"time: {result.seconds:.3f} s")
+    if spec.expect is not None:
+        agrees = spec.expect.verdict is result.verdict
+        console.print(f"expected verdict ({spec.expect.verdict.value}): "
+                      f"{'matches' if agrees else 'DIFFERS'}")
+    return buffer.getvalue()
+
+
+def render_check(spec: Spec, witness: Witness, verification: Verification) -> str:
+    """A readable report of ``smtgrad check``."""
+    buffer = io.StringIO()
+    console = _console(buffer)
+    console.print(f"smtgrad {__version__} · check · {spec.name} · {spec.source}")
+    if verification.evaluation is not None:
+        _tables(spec, witness, verification.evaluation, console)
+    if verification.accepted:
+        console.print("verdict: the witness satisfies the spec exactly")
+    else:
+        console.print("verdict: the witness does NOT satisfy the spec:")
+        for failure in verification.failures:
+            console.print(f"  - {failure}")
+    return buffer.getvalue()

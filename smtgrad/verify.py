@@ -1,0 +1,128 @@
+"""The exact, independent verifier.
+
+Given a spec and a witness, recompute predictions, loss and every gradient
+with :mod:`smtgrad.network` (exact numbers) and check every requirement of the
+spec: the query, fixed values, target kinds, assumptions and genericity. It
+never imports the encoder or a solver: a bug in the encoding surfaces here as
+a rejected witness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from smtgrad.expr import FractionAlgebra, Ref, evaluate_condition
+from smtgrad.network import RATIONAL, Evaluation, InexactValue, SmoothFunctions, evaluate
+from smtgrad.spec import Spec, TargetKind, entries, normalize_ref
+from smtgrad.witness import Witness
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verifier's decision, every failed requirement, and the exact evaluation."""
+
+    accepted: bool
+    failures: tuple[str, ...]
+    evaluation: Evaluation | None
+
+
+def _entry(array: Any, index: tuple[int, ...]) -> Any:
+    for position in index:
+        array = array[position]
+    return array
+
+
+def _label(name: str, index: tuple[int, ...]) -> str:
+    return f"{name}[{','.join(map(str, index))}]"
+
+
+def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions = RATIONAL) -> Verification:
+    """Check a witness against every requirement of ``spec``, exactly."""
+    failures: list[str] = []
+    network = spec.network
+    samples = witness.samples
+    if not spec.samples.min <= samples <= spec.samples.max:
+        failures.append(f"the witness has {samples} samples; the spec asks for "
+                        f"{spec.samples.min}..{spec.samples.max}")
+    try:
+        evaluation = evaluate(network, spec.loss, spec.conventions, witness.parameters,
+                              witness.inputs, witness.targets, smooth)
+    except InexactValue as error:
+        return Verification(False, (f"cannot evaluate exactly: {error}",), None)
+    except (ValueError, ZeroDivisionError) as error:
+        return Verification(False, (f"cannot evaluate: {error}",), None)
+
+    shapes = network.parameter_shapes()
+    # Fixed values.
+    for name, array in spec.fixed.items():
+        shape = shapes.get(name) or ((samples,) if name == "Y" and spec.targets is
+                                     TargetKind.CLASS else (samples, network.inputs if name ==
+                                                            "X" else network.outputs))
+        for index in entries(shape):
+            wanted = spec.fixed_value(name, index)
+            if wanted is None:
+                continue
+            actual = _entry(witness.block(name), index)
+            if actual != wanted:
+                failures.append(f"fixed {_label(name, index)} = {wanted}, witness has {actual}")
+
+    # Target kinds.
+    for m, row in enumerate(witness.targets):
+        values = row if isinstance(row, tuple) else (row,)
+        for k, y in enumerate(values):
+            if spec.targets is TargetKind.BINARY and y not in (0, 1):
+                failures.append(f"Y[{m},{k}] = {y} is not a binary label")
+            if spec.targets is TargetKind.UNIT_INTERVAL and not 0 <= y <= 1:
+                failures.append(f"Y[{m},{k}] = {y} is outside [0, 1]")
+
+    # The query.
+    gradients = evaluation.gradients
+    for target in spec.query.zero:
+        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        for index in indices:
+            value = _entry(gradients[target.block], index)
+            if value != 0:
+                failures.append(f"dL/d{_label(target.block, index)} = {value}, expected 0")
+    for target in spec.query.nonzero:
+        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        if all(_entry(gradients[target.block], index) == 0 for index in indices):
+            failures.append(f"dL/d{target} is zero, expected a nonzero entry")
+
+    # Genericity.
+    if spec.generic:
+        for layer_index in range(network.depth):
+            name = f"W{layer_index + 1}"
+            for index in entries(shapes[name]):
+                if _entry(witness.parameters.block(name), index) == 0:
+                    failures.append(f"generic: {_label(name, index)} is zero")
+        for kink in evaluation.kinks:
+            failures.append(f"generic: sample {kink.sample} sits on the kink {kink.point} of "
+                            f"layer {kink.layer} unit {kink.unit}")
+        for m in range(samples):
+            for n in range(m):
+                if tuple(witness.inputs[m]) == tuple(witness.inputs[n]):
+                    failures.append(f"generic: inputs of samples {n} and {m} are equal")
+
+    # Assumptions.
+    def resolve(ref: Ref) -> Fraction:
+        ref = normalize_ref(ref)
+        if ref.name == "loss":
+            return Fraction(evaluation.loss)
+        if ref.name == "yhat":
+            return Fraction(_entry(evaluation.predictions, ref.indices))
+        if ref.name == "Y" and spec.targets is TargetKind.CLASS:
+            return Fraction(witness.targets[ref.indices[0]])
+        return Fraction(_entry(witness.block(ref.name), ref.indices))
+
+    algebra = FractionAlgebra()
+    for assumption in spec.assume:
+        try:
+            holds = evaluate_condition(assumption.condition, resolve, algebra)
+        except (IndexError, TypeError, ValueError) as error:
+            failures.append(f"assume {assumption.text!r} cannot be evaluated: {error}")
+            continue
+        if not holds:
+            failures.append(f"assume {assumption.text!r} does not hold")
+    return Verification(not failures, tuple(failures), evaluation)
