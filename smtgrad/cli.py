@@ -113,8 +113,9 @@ def solve(
                                                                   "JSON to this file.")] = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f",
                                                  help="Output on stdout.")] = OutputFormat.TEXT,
-    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress on "
-                                                                      "stderr.")] = True,
+    progress: Annotated[bool | None, typer.Option("--progress/--quiet",
+                                                  help="Progress on stderr (default: when "
+                                                       "stderr is a terminal).")] = None,
 ) -> None:
     """Find a verified witness for the spec's query, or prove that none exists."""
     with _errors_to_exit_codes():
@@ -126,8 +127,8 @@ def solve(
         spec = load_spec(spec_path)
         options = SolveOptions(samples=samples, minimal=minimal, timeout=timeout,
                                backend=backend, cross_check=cross_check)
-        result = run_solve(spec, options, _progress_printer(progress and
-                                                            output is OutputFormat.TEXT))
+        show = sys.stderr.isatty() if progress is None else progress
+        result = run_solve(spec, options, _progress_printer(show))
         data = result_json(result)
         if json_path is not None:
             _write_json(json_path, data)
