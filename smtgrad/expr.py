@@ -154,8 +154,8 @@ class Neg:
 class BinOp:
     """``left op right`` with ``op`` one of ``+ - * /``.
 
-    In parsed trees the right operand of ``/`` is always a :class:`Num` with a
-    nonzero value (constant divisors are folded at parse time).
+    In parsed trees the right operand of ``/`` never contains a :class:`Ref` and
+    its exact value is nonzero (see :meth:`Algebra.div`).
     """
 
     op: str
@@ -525,21 +525,16 @@ class _Parser:
                 continue
             if not right_item.constant:
                 raise ExprError("division only by a nonzero constant is supported", operator.column)
-            # The size limits already bound this computation, and inner divisions were
+            # The size limits bound this computation, and divisions inside the divisor were
             # checked when they were parsed, so it cannot fail or blow up.
-            divisor = evaluate_arith(right, _no_reference, FractionAlgebra())
-            if divisor == 0:
+            if _constant_value(right) == 0:
                 raise ExprError("division only by a nonzero constant is supported", operator.column)
-            divisor_bits = max(divisor.numerator.bit_length(), divisor.denominator.bit_length())
-            folded = self._build(
-                Num(divisor), right_item.column, [], bits=divisor_bits, at=operator.column
-            )
             item = self._build(
-                BinOp("/", left, Num(divisor)),
+                BinOp("/", left, right),
                 item.column,
-                [item, folded],
+                [item, right_item],
                 degree=item.degree,
-                bits=item.bits + divisor_bits,
+                bits=item.bits + right_item.bits,
                 at=operator.column,
             )
         return item
@@ -741,7 +736,12 @@ class Algebra(Protocol[T, B]):
     def mul(self, a: T, b: T) -> T: ...
 
     def div(self, a: T, b: T) -> T:
-        """``a / b``; in parsed trees ``b`` is always ``const(c)`` of a nonzero ``c``."""
+        """``a / b``.
+
+        When the divisor contains no reference (always so in parsed trees), it is
+        computed exactly and ``b`` is ``const(c)`` for its value ``c``, which in
+        parsed trees is nonzero.
+        """
         ...
 
     def neg(self, a: T) -> T: ...
@@ -758,11 +758,32 @@ class Algebra(Protocol[T, B]):
 
 
 def _evaluate(
-    root: Node, resolve: Callable[[Ref], T], algebra: Algebra[T, B]
+    root: Node, resolve: Callable[[Ref], T], algebra: Algebra[T, B], *, fold_divisors: bool
 ) -> tuple[list[T], list[B]]:
+    """Evaluate bottom-up with explicit stacks (no recursion).
+
+    With ``fold_divisors``, a reference-free divisor is computed exactly and handed to
+    ``algebra.div`` as ``algebra.const(value)`` instead of being evaluated in the algebra.
+    """
     numbers: list[T] = []
     booleans: list[B] = []
-    for node in _postorder(root):
+    # (node, children already done, exact value of a folded divisor)
+    stack: list[tuple[Node, bool, Fraction | None]] = [(root, False, None)]
+    while stack:
+        node, expanded, divisor = stack.pop()
+        if not expanded:
+            children = _children(node)
+            if (
+                fold_divisors
+                and isinstance(node, BinOp)
+                and node.op == "/"
+                and not references(node.right)
+            ):
+                divisor = _constant_value(node.right)
+                children = (node.left,)
+            stack.append((node, True, divisor))
+            stack.extend((child, False, None) for child in reversed(children))
+            continue
         if isinstance(node, Num):
             numbers.append(algebra.const(node.value))
         elif isinstance(node, Ref):
@@ -770,7 +791,7 @@ def _evaluate(
         elif isinstance(node, Neg):
             numbers.append(algebra.neg(numbers.pop()))
         elif isinstance(node, BinOp):
-            right = numbers.pop()
+            right = numbers.pop() if divisor is None else algebra.const(divisor)
             left = numbers.pop()
             if node.op == "+":
                 numbers.append(algebra.add(left, right))
@@ -808,9 +829,15 @@ def _evaluate(
     return numbers, booleans
 
 
+def _constant_value(node: Arith) -> Fraction:
+    """The exact value of a reference-free arithmetic expression."""
+    numbers, _ = _evaluate(node, _no_reference, FractionAlgebra(), fold_divisors=False)
+    return numbers[0]
+
+
 def evaluate_arith(node: Arith, resolve: Callable[[Ref], T], algebra: Algebra[T, B]) -> T:
     """Evaluate an arithmetic expression; ``resolve`` gives the value of each reference."""
-    numbers, booleans = _evaluate(node, resolve, algebra)
+    numbers, booleans = _evaluate(node, resolve, algebra, fold_divisors=True)
     if len(numbers) != 1 or booleans:
         raise TypeError(f"not an arithmetic expression: {node!r}")
     return numbers[0]
@@ -818,7 +845,7 @@ def evaluate_arith(node: Arith, resolve: Callable[[Ref], T], algebra: Algebra[T,
 
 def evaluate_condition(node: Cond, resolve: Callable[[Ref], T], algebra: Algebra[T, B]) -> B:
     """Evaluate a condition; ``resolve`` gives the value of each reference."""
-    numbers, booleans = _evaluate(node, resolve, algebra)
+    numbers, booleans = _evaluate(node, resolve, algebra, fold_divisors=True)
     if len(booleans) != 1 or numbers:
         raise TypeError(f"not a condition: {node!r}")
     return booleans[0]
@@ -919,13 +946,17 @@ def _decimal_literal(value: Fraction) -> str | None:
     plain = _plain_decimal(digits, exponent)
     if len(plain) <= _SHORT_LITERAL:
         return plain
-    best = plain
-    for shift in range(-MAX_DECIMAL_EXPONENT, MAX_DECIMAL_EXPONENT + 1):
-        if shift == 0:
-            continue
-        candidate = f"{_plain_decimal(digits, exponent - shift)}e{shift}"
-        if len(candidate) < len(best):
-            best = candidate
+    # Otherwise write digits * 10**(exponent - shift) plainly, followed by "e{shift}", with
+    # the shift that gives the shortest text (lengths computed without building strings).
+    count = len(digits)
+
+    def length(shift: int) -> int:
+        rest = exponent - shift
+        body = count + rest if rest >= 0 else (count + 1 if rest > -count else 2 - rest)
+        return body + (0 if shift == 0 else 1 + len(str(shift)))
+
+    shift = min(range(-MAX_DECIMAL_EXPONENT, MAX_DECIMAL_EXPONENT + 1), key=length)
+    best = _plain_decimal(digits, exponent - shift) + ("" if shift == 0 else f"e{shift}")
     if len(best) > MAX_NUMBER_LENGTH and best.startswith("0."):
         best = best[1:]
     return best
@@ -949,9 +980,12 @@ def _wrap(item: tuple[str, int], parenthesize: bool) -> str:
 def to_text(node: Node) -> str:
     """Print an expression so that parsing the text gives back the same tree.
 
-    This holds for every tree produced by the parser. Hand-built trees print as an
-    equivalent expression, but may not come back identical (a ``Num(1/3)`` prints as
-    ``(1/3)``, which parses as a division).
+    Parentheses are used only where precedence needs them, and a chained comparison
+    comes out as its conjunction (``0 < x and x < y``). The round trip holds for every
+    tree produced by the parser, provided the printed text stays within
+    :data:`MAX_INPUT_LENGTH`. Hand-built trees print as an equivalent expression but
+    may not come back identical: ``Num(1/3)`` prints as ``(1/3)``, which parses as a
+    division, and a number beyond the literal limits has no valid spelling at all.
     """
     stack: list[tuple[str, int]] = []
     for item in _postorder(node):
