@@ -2,12 +2,25 @@
 
 The encoding follows DESIGN section 2:
 
-* parameters, inputs and **residuals** r = yhat - y are the unknowns when the
-  targets are free reals, so that the gradient equations are bilinear;
+* parameters, inputs and **residuals** r = yhat - y are the unknowns, so that
+  the gradient equations are bilinear; targets are y = yhat - r;
 * every piecewise-linear unit gets phase variables selecting one linear piece,
   with value and derivative as functions of the phase;
 * gradients are written by backpropagation with the positive loss factor
   dropped (it does not change which gradients are zero).
+
+Smooth units (sigmoid, tanh, softmax) have no exact polynomial encoding. Two
+sound substitutes are offered, selected by :class:`Mode`:
+
+* ``LATTICE`` (sat only): every smooth pre-activation is k * ln(beta) with an
+  integer |k| <= radius; the parameters of smooth layers are encoded by their
+  coefficient of ln(beta). Values and derivatives are then rational table
+  entries, and every gradient block is a power of ln(beta) times a rational
+  expression. A witness of this encoding is exact; its unsat means nothing.
+* ``ABSTRACT`` (unsat only): every smooth value is a fresh variable tied to its
+  pre-activation only by facts true of the real function (range, monotonicity,
+  symmetry, value at 0, tangent bounds, exact derivative identities). Unsat of
+  this over-approximation is unsat of the real problem; its sat means nothing.
 
 Formulas are built with pysmt's solver-agnostic shortcuts; no solver is
 imported here (see :mod:`smtgrad.backends`).
@@ -15,8 +28,10 @@ imported here (see :mod:`smtgrad.backends`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from fractions import Fraction
 from typing import Any
 
@@ -30,7 +45,10 @@ from pysmt.shortcuts import (
     Bool,
     Equals,
     ExactlyOne,
+    FreshSymbol,
+    Iff,
     Implies,
+    Ite,
     Not,
     Or,
     Plus,
@@ -40,7 +58,7 @@ from pysmt.shortcuts import (
 )
 from pysmt.typing import BOOL, REAL
 
-from smtgrad.expr import Algebra, Cond, Ref, evaluate_condition
+from smtgrad.expr import Algebra, Ref, evaluate_condition, references
 from smtgrad.spec import (
     Activation,
     Layer,
@@ -52,14 +70,48 @@ from smtgrad.spec import (
     normalize_ref,
 )
 
+SMOOTH = frozenset({Activation.SIGMOID, Activation.TANH, Activation.SOFTMAX})
+
 
 class UnsupportedSpec(ValueError):
-    """A spec the SMT encoding cannot express (e.g. smooth activations)."""
+    """A spec the chosen encoding cannot express."""
+
+
+class ModeKind(Enum):
+    """Which encoding of the activations."""
+
+    EXACT = "exact"
+    LATTICE = "lattice"
+    ABSTRACT = "abstract"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """Encoding mode; ``base`` and ``radius`` describe the lattice k*ln(base), |k| <= radius."""
+
+    kind: ModeKind = ModeKind.EXACT
+    base: Fraction = Fraction(2)
+    radius: int = 3
+
+    def describe(self) -> str:
+        if self.kind is ModeKind.LATTICE:
+            return f"log-lattice encoding (pre-activations k*ln({self.base}), |k| <= {self.radius})"
+        if self.kind is ModeKind.ABSTRACT:
+            return "monotone abstraction of the smooth activations"
+        return "residual/phase encoding"
+
+
+EXACT = Mode()
+
+
+def is_smooth(spec: Spec) -> bool:
+    """Whether the network has a sigmoid, tanh or softmax layer."""
+    return any(layer.activation in SMOOTH for layer in spec.network.layers)
 
 
 @dataclass(frozen=True)
 class Piece:
-    """One linear piece of an activation: region lo (<|<=) u (<|<=) hi, value, derivative."""
+    """One piece of an activation: region lo (<|<=) u (<|<=) hi, value, derivative."""
 
     lower: Fraction | None
     lower_strict: bool
@@ -67,8 +119,11 @@ class Piece:
     upper_strict: bool
     slope: Fraction
     intercept: Fraction
+    derivative: Fraction | None = None  # defaults to the slope
 
     def region(self, u: FNode) -> FNode:
+        if self.lower is not None and self.lower == self.upper:
+            return Equals(u, Real(self.lower))
         parts = []
         if self.lower is not None:
             parts.append((LT if self.lower_strict else LE)(Real(self.lower), u))
@@ -76,9 +131,13 @@ class Piece:
             parts.append((LT if self.upper_strict else LE)(u, Real(self.upper)))
         return And(parts) if parts else Bool(True)
 
+    @property
+    def slope_of_derivative(self) -> Fraction:
+        return self.slope if self.derivative is None else self.derivative
+
 
 def pieces(layer: Layer, kink_derivative_one: bool) -> tuple[Piece, ...]:
-    """The activation as a partition of the real line into linear pieces.
+    """A piecewise-linear activation as a partition of the real line into linear pieces.
 
     Which piece owns a kink point decides the derivative there: with
     ``relu_grad_at_zero: 0`` (PyTorch) the kink belongs to the flat side.
@@ -109,13 +168,31 @@ def pieces(layer: Layer, kink_derivative_one: bool) -> tuple[Piece, ...]:
             Piece(one, c, None, False, zero, one),
         )
     raise UnsupportedSpec(
-        f"activation {act.value} is not piecewise linear; the SMT encoding handles linear, "
+        f"activation {act.value} is not piecewise linear; the exact encoding handles linear, "
         "relu, leaky_relu, abs and hardtanh"
     )
 
 
+def lattice_pieces(layer: Layer, base: Fraction, radius: int) -> tuple[Piece, ...]:
+    """Sigmoid or tanh at the lattice points k (standing for k*ln(base)), |k| <= radius."""
+    table = []
+    for k in range(-radius, radius + 1):
+        t = base ** k
+        if layer.activation is Activation.SIGMOID:
+            value = t / (1 + t)
+            derivative = value * (1 - value)
+        else:
+            value = (t * t - 1) / (t * t + 1)
+            derivative = 1 - value * value
+        point = Fraction(k)
+        table.append(Piece(point, False, point, False, Fraction(0), value, derivative))
+    return tuple(table)
+
+
 def kink_values(layer: Layer) -> tuple[Fraction, ...]:
     """Kink points of a piecewise activation (where 'generic' forbids samples to sit)."""
+    if layer.activation in SMOOTH:
+        return ()
     table = pieces(layer, False)
     points = {p.upper for p in table if p.upper is not None}
     return tuple(sorted(points))
@@ -127,14 +204,16 @@ class Encoding:
 
     spec: Spec
     samples: int
+    mode: Mode
     assertions: tuple[FNode, ...]
     parameters: dict[str, Any]  # name -> nested lists of terms
     inputs: tuple[tuple[FNode, ...], ...]
-    targets: tuple[tuple[FNode, ...], ...]
+    targets: tuple[tuple[FNode, ...], ...]  # one-hot rows for class targets
     predictions: tuple[tuple[FNode, ...], ...]
     residuals: tuple[tuple[FNode, ...], ...]
     gradients: dict[str, Any]
-    free_residuals: bool
+    scaled_layers: frozenset[int] = field(default_factory=frozenset)  # 1-based, x ln(base)
+    loss_unencoded: bool = False  # a cross-entropy loss in `assume` was left to the verifier
 
     def formula(self) -> FNode:
         return And(self.assertions)
@@ -148,18 +227,13 @@ def _sum(terms: Sequence[FNode]) -> FNode:
 
 
 def _mul(a: FNode, b: FNode) -> FNode:
-    if a.is_constant():
-        value = a.constant_value()
-        if value == 0:
-            return Real(0)
-        if value == 1:
-            return b
-    if b.is_constant():
-        value = b.constant_value()
-        if value == 0:
-            return Real(0)
-        if value == 1:
-            return a
+    for left, right in ((a, b), (b, a)):
+        if left.is_constant():
+            value = left.constant_value()
+            if value == 0:
+                return Real(0)
+            if value == 1:
+                return right
     return Times(a, b)
 
 
@@ -208,35 +282,96 @@ class _TermAlgebra(Algebra[FNode, FNode]):
         return Bool(value)
 
 
-def check_supported(spec: Spec) -> None:
-    """Raise UnsupportedSpec when the SMT encoding cannot express the spec."""
-    if spec.loss.kind is not LossKind.MSE:
-        raise UnsupportedSpec(f"loss {spec.loss.kind.value} needs the smooth encodings")
-    for layer in spec.network.layers:
-        pieces(layer, False)
+def check_supported(spec: Spec, mode: Mode = EXACT) -> None:
+    """Raise UnsupportedSpec when ``mode`` cannot express the spec."""
+    if mode.kind is ModeKind.EXACT:
+        if is_smooth(spec) or spec.loss.kind is not LossKind.MSE:
+            raise UnsupportedSpec("smooth activations and cross-entropy losses need the "
+                                  "log-lattice or abstraction encodings")
+        for layer in spec.network.layers:
+            pieces(layer, False)
+        return
+    if mode.kind is ModeKind.LATTICE:
+        for index, layer in enumerate(spec.network.layers, start=1):
+            if layer.activation not in SMOOTH:
+                continue
+            for assumption in spec.assume:
+                if any(ref.name in (f"W{index}", f"b{index}")
+                       for ref in references(assumption.condition)):
+                    raise UnsupportedSpec(f"assume {assumption.text!r} constrains a parameter "
+                                          "of a smooth layer, which the lattice encodes by "
+                                          "its coefficient of ln(beta)")
+            for name in (f"W{index}", f"b{index}"):
+                for value in _fixed_entries(spec, name):
+                    if _lattice_coefficient(value, mode.base) is None:
+                        raise UnsupportedSpec(f"fixed {name} = {value} is not a multiple of "
+                                              f"ln({mode.base})")
+
+
+def _fixed_entries(spec: Spec, name: str) -> list[Any]:
+    array = spec.fixed.get(name)
+    if array is None:
+        return []
+    flat: list[Any] = []
+    stack: list[Any] = [array]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(item)
+        elif item is not None:
+            flat.append(item)
+    return flat
+
+
+def _lattice_coefficient(value: Any, base: Fraction) -> Fraction | None:
+    """c when value == c*ln(base) exactly (0 counts), else None."""
+    if isinstance(value, Fraction | int):
+        return Fraction(0) if value == 0 else None
+    multiple = value.lattice_multiple()
+    if multiple is None:
+        return None
+    if multiple != 0 and value.base != base:
+        return None
+    return Fraction(multiple)
 
 
 class _Builder:
-    def __init__(self, spec: Spec, samples: int) -> None:
+    def __init__(self, spec: Spec, samples: int, mode: Mode) -> None:
         self.spec = spec
         self.samples = samples
+        self.mode = mode
         self.assertions: list[FNode] = []
         self.kink_one = spec.conventions.relu_grad_at_zero == 1
+        self.smooth_units: dict[Activation, list[tuple[FNode, FNode]]] = {}
 
-    def value(self, name: str, index: tuple[int, ...], symbol: str) -> FNode:
-        fixed = self.spec.fixed_value(name, index)
-        if fixed is not None:
+    # -- unknowns ----------------------------------------------------------------------
+
+    def value(self, name: str, index: tuple[int, ...], symbol: str, scaled: bool) -> FNode:
+        array = self.spec.fixed.get(name)
+        fixed: Any = array
+        for position in index:
+            fixed = fixed[position] if isinstance(fixed, tuple) else None
+        if fixed is not None and not isinstance(fixed, tuple):
+            if scaled:
+                coefficient = _lattice_coefficient(fixed, self.mode.base)
+                if coefficient is None:
+                    raise UnsupportedSpec(f"fixed {symbol} is not a multiple of "
+                                          f"ln({self.mode.base})")
+                return Real(coefficient)
+            if not isinstance(fixed, Fraction):
+                raise UnsupportedSpec(f"fixed {symbol} = {fixed} is not rational")
             return Real(fixed)
         return Symbol(symbol, REAL)
 
-    def activation(self, layer: Layer, u: FNode, tag: str) -> tuple[FNode, Callable[[FNode],
-                                                                                     FNode]]:
-        """Return the unit's value term and a function mapping an upstream delta to its own."""
-        table = pieces(layer, self.kink_one)
+    # -- activations -------------------------------------------------------------------
+
+    def table_unit(self, table: Sequence[Piece], u: FNode, tag: str
+                   ) -> tuple[FNode, Callable[[FNode], FNode]]:
+        """Encode a unit given as pieces; return its value and its backward map."""
         if len(table) == 1:
             piece = table[0]
             value = _sum([_scaled(piece.slope, u), Real(piece.intercept)])
-            return value, lambda delta: _scaled(piece.slope, delta)
+            return value, lambda delta: _scaled(piece.slope_of_derivative, delta)
         if len(table) == 2:
             phase = Symbol(f"phase_{tag}", BOOL)
             selectors = [Not(phase), phase]
@@ -253,48 +388,156 @@ class _Builder:
         def backward(delta: FNode) -> FNode:
             out = Symbol(f"d_{tag}", REAL)
             for selector, piece in zip(selectors, table, strict=True):
-                self.assertions.append(Implies(selector, Equals(out, _scaled(piece.slope,
-                                                                             delta))))
+                self.assertions.append(Implies(selector, Equals(
+                    out, _scaled(piece.slope_of_derivative, delta))))
             return out
 
         return value, backward
 
+    def abstract_unit(self, layer: Layer, u: FNode, tag: str
+                      ) -> tuple[FNode, Callable[[FNode], FNode]]:
+        """Sigmoid or tanh as a fresh value with sound facts (monotone abstraction)."""
+        p = Symbol(f"a_{tag}", REAL)
+        zero, half, one = Real(0), Real(Fraction(1, 2)), Real(1)
+        if layer.activation is Activation.SIGMOID:
+            centre = half
+            self.assertions += [LT(zero, p), LT(p, one)]
+            # Tangent at 0: concave on u >= 0, convex on u <= 0.
+            tangent = Plus(half, Times(Real(Fraction(1, 4)), u))
+            self.assertions += [Implies(GE(u, zero), LE(p, tangent)),
+                                Implies(LE(u, zero), GE(p, tangent))]
+            derivative = Times(p, Plus(one, Times(Real(-1), p)))
+        else:
+            centre = zero
+            self.assertions += [LT(Real(-1), p), LT(p, one)]
+            self.assertions += [Implies(GE(u, zero), LE(p, u)), Implies(LE(u, zero), GE(p, u))]
+            derivative = Plus(one, Times(Real(-1), Times(p, p)))
+        self.assertions += [Iff(GT(u, zero), GT(p, centre)), Iff(Equals(u, zero),
+                                                                  Equals(p, centre))]
+        units = self.smooth_units.setdefault(layer.activation, [])
+        for other_u, other_p in units:
+            # Monotone: the same function everywhere.
+            self.assertions += [Iff(LT(u, other_u), LT(p, other_p)),
+                                Iff(Equals(u, other_u), Equals(p, other_p))]
+            # Symmetry: sigmoid(-u) = 1 - sigmoid(u), tanh(-u) = -tanh(u).
+            mirror = Plus(Times(Real(2), centre), Times(Real(-1), other_p))
+            negated = Times(Real(-1), other_u)
+            self.assertions += [Iff(LT(u, negated), LT(p, mirror)),
+                                Iff(Equals(u, negated), Equals(p, mirror))]
+        units.append((u, p))
+        return p, lambda delta: _mul(derivative, delta)
+
+    def unit(self, layer: Layer, u: FNode, tag: str
+             ) -> tuple[FNode, Callable[[FNode], FNode]]:
+        if layer.activation not in SMOOTH:
+            return self.table_unit(pieces(layer, self.kink_one), u, tag)
+        if self.mode.kind is ModeKind.LATTICE:
+            return self.table_unit(lattice_pieces(layer, self.mode.base, self.mode.radius), u,
+                                   tag)
+        if self.mode.kind is ModeKind.ABSTRACT:
+            return self.abstract_unit(layer, u, tag)
+        raise UnsupportedSpec(f"{layer.activation.value} needs the lattice or abstraction "
+                              "encodings")
+
+    def softmax(self, zs: list[FNode], tag: str) -> list[FNode]:
+        """Softmax probabilities of one sample's logits."""
+        classes = len(zs)
+        if self.mode.kind is ModeKind.LATTICE:
+            radius, base = self.mode.radius, self.mode.base
+            offsets = list(itertools.product(range(-radius, radius + 1), repeat=classes - 1))
+            anchors = [Symbol(f"anchor_{tag}_{n}", BOOL) for n in range(2 * radius + 1)]
+            self.assertions.append(ExactlyOne(anchors))
+            for n, anchor in enumerate(anchors):
+                self.assertions.append(Implies(anchor, Equals(zs[0], Real(n - radius))))
+            probabilities = [Symbol(f"p_{tag}_{k}", REAL) for k in range(classes)]
+            choices = [Symbol(f"offset_{tag}_{i}", BOOL) for i in range(len(offsets))]
+            self.assertions.append(ExactlyOne(choices))
+            for choice, offset in zip(choices, offsets, strict=True):
+                weights = [Fraction(1)] + [base ** d for d in offset]
+                total = sum(weights, start=Fraction(0))
+                facts = [Equals(zs[k + 1], Plus(zs[0], Real(offset[k])))
+                         for k in range(classes - 1)]
+                facts += [Equals(probabilities[k], Real(weights[k] / total))
+                          for k in range(classes)]
+                self.assertions.append(Implies(choice, And(facts)))
+            return probabilities
+        if self.mode.kind is ModeKind.ABSTRACT:
+            probabilities = [Symbol(f"p_{tag}_{k}", REAL) for k in range(classes)]
+            self.assertions += [LT(Real(0), p) for p in probabilities]
+            self.assertions.append(Equals(Plus(probabilities), Real(1)))
+            for i in range(classes):
+                for j in range(i + 1, classes):
+                    self.assertions += [
+                        Iff(LT(zs[i], zs[j]), LT(probabilities[i], probabilities[j])),
+                        Iff(Equals(zs[i], zs[j]), Equals(probabilities[i], probabilities[j]))]
+            previous = self.smooth_units.setdefault(Activation.SOFTMAX, [])
+            for i in range(classes):
+                for j in range(classes):
+                    if i == j:
+                        continue
+                    gap = Plus(zs[i], Times(Real(-1), zs[j]))
+                    ratio_num, ratio_den = probabilities[i], probabilities[j]
+                    for other_gap, other_ratio in previous:
+                        # p_i/p_j = exp(z_i - z_j) is increasing in the gap.
+                        num, den = other_ratio
+                        left, right = Times(ratio_num, den), Times(num, ratio_den)
+                        self.assertions += [Iff(LT(gap, other_gap), LT(left, right)),
+                                            Iff(Equals(gap, other_gap), Equals(left, right))]
+            for i in range(classes):
+                for j in range(classes):
+                    if i != j:
+                        previous.append((Plus(zs[i], Times(Real(-1), zs[j])),
+                                         (probabilities[i], probabilities[j])))
+            return probabilities
+        raise UnsupportedSpec("softmax needs the lattice or abstraction encodings")
+
+    # -- the network -------------------------------------------------------------------
+
     def build(self) -> Encoding:
-        spec, samples = self.spec, self.samples
+        spec, samples, mode = self.spec, self.samples, self.mode
         network = spec.network
-        check_supported(spec)
+        check_supported(spec, mode)
         shapes = network.parameter_shapes()
+        scaled_layers = frozenset(
+            index for index, layer in enumerate(network.layers, start=1)
+            if mode.kind is ModeKind.LATTICE and layer.activation in SMOOTH)
         params: dict[str, Any] = {}
         for name, shape in shapes.items():
+            scaled = int(name[1:]) in scaled_layers
             if len(shape) == 2:
-                params[name] = [[self.value(name, (j, i), f"{name}_{j}_{i}")
+                params[name] = [[self.value(name, (j, i), f"{name}_{j}_{i}", scaled)
                                  for i in range(shape[1])] for j in range(shape[0])]
             else:
-                params[name] = [self.value(name, (j,), f"{name}_{j}") for j in range(shape[0])]
-        inputs = [[self.value("X", (m, i), f"X_{m}_{i}") for i in range(network.inputs)]
+                params[name] = [self.value(name, (j,), f"{name}_{j}", scaled)
+                                for j in range(shape[0])]
+        inputs = [[self.value("X", (m, i), f"X_{m}_{i}", False) for i in range(network.inputs)]
                   for m in range(samples)]
 
         # Forward pass.
-        layer_inputs: list[list[list[FNode]]] = []  # [layer][sample][unit] inputs to layer
-        pre: list[list[list[FNode]]] = []
+        layer_inputs: list[list[list[FNode]]] = []
         backs: list[list[list[Callable[[FNode], FNode]]]] = []
+        pre: list[list[list[FNode]]] = []
         current = inputs
         for index, layer in enumerate(network.layers):
             weight, bias = params[f"W{index + 1}"], params[f"b{index + 1}"]
             layer_inputs.append(current)
             pre_layer, post_layer, back_layer = [], [], []
             for m in range(samples):
-                us, values, backward = [], [], []
+                us = []
                 for j in range(layer.units):
                     term = _sum([_mul(w, x) for w, x in zip(weight[j], current[m], strict=True)]
                                 + [bias[j]])
-                    tag = f"{index + 1}_{m}_{j}"
-                    u = Symbol(f"u_{tag}", REAL)
+                    u = Symbol(f"u_{index + 1}_{m}_{j}", REAL)
                     self.assertions.append(Equals(u, term))
-                    value, back = self.activation(layer, u, tag)
                     us.append(u)
-                    values.append(value)
-                    backward.append(back)
+                if layer.activation is Activation.SOFTMAX:
+                    values = self.softmax(us, f"{index + 1}_{m}")
+                    backward: list[Callable[[FNode], FNode]] = [lambda d: d] * layer.units
+                else:
+                    pairs = [self.unit(layer, u, f"{index + 1}_{m}_{j}")
+                             for j, u in enumerate(us)]
+                    values = [value for value, _ in pairs]
+                    backward = [back for _, back in pairs]
                 pre_layer.append(us)
                 post_layer.append(values)
                 back_layer.append(backward)
@@ -303,34 +546,13 @@ class _Builder:
             current = post_layer
         predictions = current
 
-        # Targets and residuals r = yhat - y.
-        outputs = network.outputs
-        residuals: list[list[FNode]] = []
-        targets: list[list[FNode]] = []
-        free = spec.targets is TargetKind.REAL
-        for m in range(samples):
-            row_r, row_y = [], []
-            for k in range(outputs):
-                fixed = spec.fixed_value("Y", (m, k))
-                if fixed is not None:
-                    free = False
-                    y = Real(fixed)
-                    r = _sum([predictions[m][k], Real(-fixed)])
-                else:
-                    r = Symbol(f"r_{m}_{k}", REAL)
-                    y = _sum([predictions[m][k], Times(Real(-1), r)])
-                row_r.append(r)
-                row_y.append(y)
-                if spec.targets is TargetKind.BINARY:
-                    self.assertions.append(Or(Equals(y, Real(0)), Equals(y, Real(1))))
-                elif spec.targets is TargetKind.UNIT_INTERVAL:
-                    self.assertions.append(And(LE(Real(0), y), LE(y, Real(1))))
-            residuals.append(row_r)
-            targets.append(row_y)
+        residuals, targets = self.outputs(predictions)
 
-        # Backpropagation (dL/dz up to the positive factor 2*scale/N).
-        deltas = [[backs[-1][m][k](residuals[m][k]) for k in range(outputs)]
-                  for m in range(samples)]
+        # Backpropagation (dL/dz up to a positive factor; for bce and cross-entropy the
+        # output nonlinearity is fused with the loss: dL/dz = p - y).
+        fused = spec.loss.kind in (LossKind.BCE, LossKind.CROSS_ENTROPY)
+        deltas = [[residuals[m][k] if fused else backs[-1][m][k](residuals[m][k])
+                   for k in range(network.outputs)] for m in range(samples)]
         gradients: dict[str, Any] = {}
         for index in range(network.depth - 1, -1, -1):
             layer = network.layers[index]
@@ -351,10 +573,11 @@ class _Builder:
         self.query(gradients, shapes)
         if spec.generic:
             self.generic(params, inputs, pre)
-        self.assumptions(params, inputs, targets, predictions, residuals)
+        loss_unencoded = self.assumptions(params, inputs, targets, predictions, residuals)
         return Encoding(
             spec=spec,
             samples=samples,
+            mode=mode,
             assertions=tuple(self.assertions),
             parameters=params,
             inputs=tuple(tuple(row) for row in inputs),
@@ -362,8 +585,47 @@ class _Builder:
             predictions=tuple(tuple(row) for row in predictions),
             residuals=tuple(tuple(row) for row in residuals),
             gradients=gradients,
-            free_residuals=free and not spec.assume,
+            scaled_layers=scaled_layers,
+            loss_unencoded=loss_unencoded,
         )
+
+    def outputs(self, predictions: list[list[FNode]]
+                ) -> tuple[list[list[FNode]], list[list[FNode]]]:
+        """Residuals r = yhat - y (unknowns where y is free) and target terms y = yhat - r."""
+        spec = self.spec
+        residuals: list[list[FNode]] = []
+        targets: list[list[FNode]] = []
+        for m in range(self.samples):
+            if spec.targets is TargetKind.CLASS:
+                fixed_label = spec.fixed_value("Y", (m,))
+                if fixed_label is not None:
+                    row_y = [Real(int(k == fixed_label)) for k in range(len(predictions[m]))]
+                else:
+                    labels = [Symbol(f"class_{m}_{k}", BOOL) for k in range(len(predictions[m]))]
+                    self.assertions.append(ExactlyOne(labels))
+                    row_y = [_ite_01(label) for label in labels]
+                targets.append(row_y)
+                residuals.append([_sum([p, Times(Real(-1), y)])
+                                  for p, y in zip(predictions[m], row_y, strict=True)])
+                continue
+            row_r, row_y = [], []
+            for k, prediction in enumerate(predictions[m]):
+                fixed = spec.fixed_value("Y", (m, k))
+                if fixed is not None:
+                    y = Real(fixed)
+                    r = _sum([prediction, Real(-fixed)])
+                else:
+                    r = Symbol(f"r_{m}_{k}", REAL)
+                    y = _sum([prediction, Times(Real(-1), r)])
+                    if spec.targets is TargetKind.BINARY:
+                        self.assertions.append(Or(Equals(y, Real(0)), Equals(y, Real(1))))
+                    elif spec.targets is TargetKind.UNIT_INTERVAL:
+                        self.assertions.append(And(LE(Real(0), y), LE(y, Real(1))))
+                row_r.append(r)
+                row_y.append(y)
+            residuals.append(row_r)
+            targets.append(row_y)
+        return residuals, targets
 
     def query(self, gradients: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
         def entry(name: str, index: tuple[int, ...]) -> FNode:
@@ -403,19 +665,31 @@ class _Builder:
 
     def assumptions(self, params: dict[str, Any], inputs: list[list[FNode]],
                     targets: list[list[FNode]], predictions: list[list[FNode]],
-                    residuals: list[list[FNode]]) -> None:
+                    residuals: list[list[FNode]]) -> bool:
+        """Encode `assume`; True when a cross-entropy loss had to be left unencoded."""
         spec = self.spec
         if not spec.assume:
-            return
+            return False
         loss = spec.loss
-        count = self.samples * spec.network.outputs
-        factor = loss.scale / count if loss.reduction is Reduction.MEAN else loss.scale
-        loss_term = _scaled(factor, _sum([_mul(r, r) for row in residuals for r in row]))
+        unencoded = False
+        if loss.kind is LossKind.MSE:
+            count = self.samples * spec.network.outputs
+            factor = loss.scale / count if loss.reduction is Reduction.MEAN else loss.scale
+            loss_term = _scaled(factor, _sum([_mul(r, r) for row in residuals for r in row]))
+        else:
+            # Cross-entropy is not polynomial. Its only sound fact kept here: it is positive.
+            loss_term = FreshSymbol(REAL, template="loss_%d")
+            self.assertions.append(GT(loss_term, Real(0)))
+            unencoded = True
+        class_labels = spec.targets is TargetKind.CLASS
 
         def resolve(ref: Ref) -> FNode:
             ref = normalize_ref(ref)
             if ref.name == "loss":
                 return loss_term
+            if ref.name == "Y" and class_labels:
+                row = targets[ref.indices[0]]
+                return _sum([_scaled(Fraction(k), y) for k, y in enumerate(row)])
             table: dict[str, Any] = {"X": inputs, "Y": targets, "yhat": predictions, **params}
             item = table[ref.name]
             for position in ref.indices:
@@ -425,10 +699,14 @@ class _Builder:
 
         algebra = _TermAlgebra()
         for assumption in spec.assume:
-            condition: Cond = assumption.condition
-            self.assertions.append(evaluate_condition(condition, resolve, algebra))
+            self.assertions.append(evaluate_condition(assumption.condition, resolve, algebra))
+        return unencoded
 
 
-def encode(spec: Spec, samples: int) -> Encoding:
-    """Build the constraints of ``spec`` at M = ``samples``."""
-    return _Builder(spec, samples).build()
+def _ite_01(flag: FNode) -> FNode:
+    return Ite(flag, Real(1), Real(0))
+
+
+def encode(spec: Spec, samples: int, mode: Mode = EXACT) -> Encoding:
+    """Build the constraints of ``spec`` at M = ``samples`` in the given mode."""
+    return _Builder(spec, samples, mode).build()

@@ -29,7 +29,17 @@ from smtgrad.backends import (
     SolverStatus,
     get_backend,
 )
-from smtgrad.encoding import Encoding, UnsupportedSpec, check_supported, encode
+from smtgrad.encoding import (
+    EXACT,
+    Encoding,
+    Mode,
+    ModeKind,
+    UnsupportedSpec,
+    check_supported,
+    encode,
+    is_smooth,
+)
+from smtgrad.lognum import LogNumber
 from smtgrad.network import Evaluation, Parameters
 from smtgrad.rank import search
 from smtgrad.spec import LossKind, SampleRange, Spec, TargetKind, Verdict, entries
@@ -37,6 +47,10 @@ from smtgrad.verify import Verification, verify
 from smtgrad.witness import Witness
 
 Progress = Callable[[str], None]
+
+#: Bases beta of the log lattices tried, in order, and the largest |k| of k*ln(beta).
+LATTICE_BASES = (Fraction(2), Fraction(3), Fraction(3, 2), Fraction(5), Fraction(4, 3))
+LATTICE_RADIUS = 3
 
 
 class WitnessRejected(RuntimeError):
@@ -167,8 +181,17 @@ class _Engine:
 
     # -- one M -----------------------------------------------------------------------------
 
+    def slice(self, share: float, cap: float) -> float | None:
+        """A time slice: ``share`` of what remains, at most ``cap`` seconds."""
+        remaining = self.remaining()
+        if remaining is None:
+            return cap
+        return max(0.05, min(cap, remaining * share))
+
     def solve_at(self, samples: int) -> _Outcome:
         spec = self.spec.with_samples(samples)
+        if is_smooth(spec) or spec.loss.kind is not LossKind.MSE:
+            return self.solve_smooth(spec, samples)
         try:
             check_supported(spec)
         except UnsupportedSpec as error:
@@ -200,6 +223,32 @@ class _Engine:
                 f"reduction no M works"))
         return outcome
 
+    def solve_smooth(self, spec: Spec, samples: int) -> _Outcome:
+        """Smooth units: abstraction for unsat, log lattices for exact witnesses."""
+        notes: list[str] = []
+        abstract = self.smt(spec, samples, Mode(ModeKind.ABSTRACT), self.slice(0.4, 30.0))
+        if abstract.verdict is Verdict.UNSAT:
+            return abstract
+        notes.append("the monotone abstraction is satisfiable (that proves nothing)"
+                     if abstract.verdict is Verdict.SAT else f"abstraction: {abstract.reason}")
+        bases = LATTICE_BASES
+        for position, base in enumerate(bases):
+            if self.expired():
+                break
+            mode = Mode(ModeKind.LATTICE, base, LATTICE_RADIUS)
+            try:
+                check_supported(spec, mode)
+            except UnsupportedSpec as error:
+                notes.append(f"lattice: {error}")
+                break
+            outcome = self.smt(spec, samples, mode, self.slice(1 / (len(bases) - position), 30.0))
+            if outcome.verdict is Verdict.SAT:
+                return outcome
+            notes.append(f"no witness on the ln({base}) lattice"
+                         + (f" ({outcome.reason})" if outcome.verdict is Verdict.UNKNOWN else ""))
+        return _Outcome(Verdict.UNKNOWN, "log lattices and monotone abstraction",
+                        self.backend.version(), reason="; ".join(notes))
+
     def fast_path(self, spec: Spec, samples: int) -> _Outcome | None:
         remaining = self.remaining()
         budget = 0.5 if remaining is None else min(0.5, remaining / 4)
@@ -217,22 +266,34 @@ class _Engine:
         return _Outcome(Verdict.SAT, "rank criterion (exact linear algebra on residuals)",
                         "smtgrad exact linear algebra", witness=witness, verification=found[-1])
 
-    def smt(self, spec: Spec, samples: int) -> _Outcome:
+    def smt(self, spec: Spec, samples: int, mode: Mode = EXACT,
+            budget: float | None = None) -> _Outcome:
         if self.expired():
             return _Outcome(Verdict.UNKNOWN, "none", "none",
                             reason=f"timeout after {self.options.timeout:g} s")
-        self.progress(f"M={samples}: encoding and solving with {self.options.backend}")
-        encoding = encode(spec, samples)
+        self.progress(f"M={samples}: {mode.describe()} with {self.options.backend}")
+        try:
+            encoding = encode(spec, samples, mode)
+        except UnsupportedSpec as error:
+            return _Outcome(Verdict.UNKNOWN, mode.describe(), "none", reason=str(error))
         backend = self.backend
-        answer = backend.solve(encoding.formula(), self.remaining())
-        method = f"{backend.name} on the residual/phase encoding"
+        answer = backend.solve(encoding.formula(), budget if budget is not None
+                               else self.remaining())
+        method = f"{backend.name} on the {mode.describe()}"
         if answer.status is SolverStatus.UNSAT:
-            reason = f"{backend.version()} proved the encoding unsat at M={samples}"
+            if mode.kind is ModeKind.LATTICE:
+                return _Outcome(Verdict.UNKNOWN, method, backend.version(),
+                                reason="the lattice has no witness (this proves nothing)")
+            what = "the abstraction" if mode.kind is ModeKind.ABSTRACT else "the encoding"
+            reason = f"{backend.version()} proved {what} unsat at M={samples}"
             if self.options.cross_check:
                 return self.cross_check(spec, encoding, samples, method, reason)
             return _Outcome(Verdict.UNSAT, method, backend.version(), reason=reason)
         if answer.status is SolverStatus.UNKNOWN:
             return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=answer.reason)
+        if mode.kind is ModeKind.ABSTRACT:
+            return _Outcome(Verdict.UNKNOWN, method, backend.version(),
+                            reason="the abstraction is satisfiable (that proves nothing)")
         return self.witness_from(spec, encoding, answer, method, backend)
 
     def cross_check(self, spec: Spec, encoding: Encoding, samples: int, method: str,
@@ -259,9 +320,15 @@ class _Engine:
         try:
             witness = _read_witness(encoding, answer.model)
         except IrrationalValue as error:
+            if encoding.mode.kind is not ModeKind.EXACT:
+                return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=str(error))
             return self.rationalize(spec, encoding, answer.model, method, backend, str(error))
         check = self.accept(spec, witness)
         if not check.accepted:
+            if encoding.loss_unencoded and all(f.startswith("assume") for f in check.failures):
+                return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=(
+                    "the lattice candidate fails an assumption on the cross-entropy loss, "
+                    "which the lattice encoding cannot express"))
             raise WitnessRejected(method, check.failures)
         return _Outcome(Verdict.SAT, method, backend.version(), witness=witness,
                         verification=check)
@@ -355,19 +422,27 @@ class _Engine:
 
 
 def _read_witness(encoding: Encoding, model: Model) -> Witness:
-    def values(terms: Any) -> Any:
+    """Model values -> witness; lattice-encoded parameters are coefficients of ln(base)."""
+
+    def values(terms: Any, scale: bool = False) -> Any:
         if isinstance(terms, list | tuple):
-            return tuple(values(item) for item in terms)
-        return model.value(terms)
+            return tuple(values(item, scale) for item in terms)
+        value = model.value(terms)
+        return LogNumber((0, value), encoding.mode.base) if scale and value != 0 else value
 
     spec = encoding.spec
     depth = spec.network.depth
+    scaled = encoding.scaled_layers
     parameters = Parameters(
-        weights=tuple(values(encoding.parameters[f"W{i}"]) for i in range(1, depth + 1)),
-        biases=tuple(values(encoding.parameters[f"b{i}"]) for i in range(1, depth + 1)),
+        weights=tuple(values(encoding.parameters[f"W{i}"], i in scaled)
+                      for i in range(1, depth + 1)),
+        biases=tuple(values(encoding.parameters[f"b{i}"], i in scaled)
+                     for i in range(1, depth + 1)),
     )
-    return Witness(parameters=parameters, inputs=values(encoding.inputs),
-                   targets=values(encoding.targets))
+    targets = values(encoding.targets)
+    if spec.targets is TargetKind.CLASS:
+        targets = tuple(Fraction(row.index(1)) for row in targets)
+    return Witness(parameters=parameters, inputs=values(encoding.inputs), targets=targets)
 
 
 def _approximate(terms: Any, model: Model) -> Any:

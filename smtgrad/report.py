@@ -90,7 +90,7 @@ def check_json(spec: Spec, verification: Verification) -> dict[str, Any]:
 
 def _console(buffer: io.StringIO) -> Console:
     return Console(file=buffer, width=110, force_terminal=False, color_system=None,
-                   highlight=False, soft_wrap=True)
+                   highlight=False, soft_wrap=True, markup=False)
 
 
 def _required(spec: Spec, block: str) -> str:

@@ -214,8 +214,11 @@ class Spec:
     description: str = ""
     expect: Expectation | None = None
 
-    def fixed_value(self, name: str, index: tuple[int, ...]) -> Fraction | None:
-        """The fixed value of one entry (``X`` and ``Y`` rows are samples), if any."""
+    def fixed_value(self, name: str, index: tuple[int, ...]) -> Any:
+        """The fixed value of one entry (``X`` and ``Y`` rows are samples), if any.
+
+        A Fraction, or for parameters possibly an exact log-lattice number.
+        """
         array = self.fixed.get(name)
         if array is None:
             return None
@@ -224,7 +227,7 @@ class Spec:
             if not isinstance(item, tuple) or position >= len(item):
                 return None
             item = item[position]
-        return item if isinstance(item, Fraction) else None
+        return None if isinstance(item, tuple) else item
 
     def with_samples(self, samples: int) -> Spec:
         """The same spec at one fixed M."""
@@ -573,7 +576,7 @@ class _Validator:
             if name in ("X", "Y") and len(shape) == 2 and shape[1] == 1 and isinstance(raw, list) \
                     and raw and not any(isinstance(item, list) for item in raw):
                 raw = [[item] for item in raw]
-            array = self.array(raw, f"fixed.{name}", shape)
+            array = self.array(raw, f"fixed.{name}", shape, allow_logs=name not in ("X", "Y"))
             if name == "Y" and targets is TargetKind.CLASS:
                 self.check_classes(array, network.outputs)
             result[name] = array
@@ -585,10 +588,18 @@ class _Validator:
                 raise self.fail(f"fixed.Y[{row}]", f"expected a class index 0..{classes - 1}, "
                                                    f"found {item}")
 
-    def array(self, raw: object, key: str, shape: tuple[int, ...]) -> FixedArray:
+    def array(self, raw: object, key: str, shape: tuple[int, ...],
+              allow_logs: bool = False) -> FixedArray:
         if len(shape) == 0:
             if raw is None:
                 return None  # type: ignore[return-value]
+            if allow_logs and isinstance(raw, str) and "log" in raw:
+                from smtgrad.lognum import parse_value
+
+                try:
+                    return parse_value(raw)  # type: ignore[return-value]
+                except (NumberError, ValueError) as error:
+                    raise self.fail(key, str(error)) from None
             return self.number(raw, key)  # type: ignore[return-value]
         if not isinstance(raw, list):
             raise self.fail(key, f"expected a list of {shape[0]} "
@@ -597,7 +608,7 @@ class _Validator:
         if len(raw) != shape[0]:
             raise self.fail(key, f"expected {shape[0]} entries (shape "
                                  f"{'x'.join(map(str, shape))}), found {len(raw)}")
-        return tuple(self.array(item, f"{key}[{index}]", shape[1:])
+        return tuple(self.array(item, f"{key}[{index}]", shape[1:], allow_logs)
                      for index, item in enumerate(raw))
 
     def target(self, raw: object, key: str, network: Network) -> Target:

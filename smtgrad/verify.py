@@ -10,11 +10,12 @@ a rejected witness.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from smtgrad.expr import FractionAlgebra, Ref, evaluate_condition
-from smtgrad.network import RATIONAL, Evaluation, InexactValue, SmoothFunctions, evaluate
+from smtgrad.lognum import LatticeFunctions, lattice_base
+from smtgrad.network import Evaluation, InexactValue, SmoothFunctions, evaluate
+from smtgrad.numbers import NumberError
 from smtgrad.spec import Spec, TargetKind, entries, normalize_ref
 from smtgrad.witness import Witness
 
@@ -38,9 +39,33 @@ def _label(name: str, index: tuple[int, ...]) -> str:
     return f"{name}[{','.join(map(str, index))}]"
 
 
-def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions = RATIONAL) -> Verification:
-    """Check a witness against every requirement of ``spec``, exactly."""
+def _all_values(witness: Witness) -> list[Any]:
+    values: list[Any] = []
+    stack: list[Any] = [witness.parameters.weights, witness.parameters.biases, witness.inputs,
+                        witness.targets]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(item)
+        else:
+            values.append(item)
+    return values
+
+
+def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
+           ) -> Verification:
+    """Check a witness against every requirement of ``spec``, exactly.
+
+    Smooth activations are evaluated exactly on the log lattice of the witness's
+    base (values such as ``3*log(2)/2``); anything not exactly representable is
+    a failure, never an approximation.
+    """
     failures: list[str] = []
+    if smooth is None:
+        try:
+            smooth = LatticeFunctions(lattice_base(_all_values(witness)))
+        except NumberError as error:
+            return Verification(False, (str(error),), None)
     network = spec.network
     samples = witness.samples
     if not spec.samples.min <= samples <= spec.samples.max:
@@ -106,21 +131,21 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions = RATIONAL) -> 
                     failures.append(f"generic: inputs of samples {n} and {m} are equal")
 
     # Assumptions.
-    def resolve(ref: Ref) -> Fraction:
+    def resolve(ref: Ref) -> Any:
         ref = normalize_ref(ref)
         if ref.name == "loss":
-            return Fraction(evaluation.loss)
+            return evaluation.loss
         if ref.name == "yhat":
-            return Fraction(_entry(evaluation.predictions, ref.indices))
+            return _entry(evaluation.predictions, ref.indices)
         if ref.name == "Y" and spec.targets is TargetKind.CLASS:
-            return Fraction(witness.targets[ref.indices[0]])
-        return Fraction(_entry(witness.block(ref.name), ref.indices))
+            return witness.targets[ref.indices[0]]
+        return _entry(witness.block(ref.name), ref.indices)
 
     algebra = FractionAlgebra()
     for assumption in spec.assume:
         try:
-            holds = evaluate_condition(assumption.condition, resolve, algebra)
-        except (IndexError, TypeError, ValueError) as error:
+            holds = evaluate_condition(assumption.condition, resolve, algebra)  # type: ignore[arg-type]
+        except (IndexError, TypeError, ValueError, ZeroDivisionError) as error:
             failures.append(f"assume {assumption.text!r} cannot be evaluated: {error}")
             continue
         if not holds:

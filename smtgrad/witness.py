@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.network import Parameters, Vector
-from smtgrad.numbers import NumberError, format_exact, parse_exact
+from smtgrad.lognum import parse_value
+from smtgrad.network import InexactValue, Parameters, Vector
+from smtgrad.numbers import NumberError, format_exact
 from smtgrad.spec import Network, TargetKind
 
 
@@ -59,8 +60,8 @@ def _array(raw: Any, key: str, shape: tuple[int, ...]) -> Any:
         if isinstance(raw, list | dict) or raw is None:
             raise WitnessError(f"{key}: expected a number, found {type(raw).__name__}")
         try:
-            return parse_exact(raw if not isinstance(raw, float) else repr(raw))
-        except NumberError as error:
+            return parse_value(raw if not isinstance(raw, float) else repr(raw))
+        except (NumberError, InexactValue) as error:
             raise WitnessError(f"{key}: {error}") from None
     if not isinstance(raw, list) or len(raw) != shape[0]:
         found = f"{len(raw)} entries" if isinstance(raw, list) else type(raw).__name__

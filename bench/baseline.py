@@ -1,0 +1,231 @@
+"""The baseline: the direct Z3 encoding a user would write by hand.
+
+This is what a competent user writes with the z3 Python API when asked "can
+these gradients be exactly zero and those nonzero?", without smtgrad's tricks:
+
+* parameters, inputs X and **targets Y** are unknown reals (no residual
+  substitution: the residual yhat - y stays a polynomial in the unknowns);
+* the forward pass uses z3 ``If`` terms for relu / leaky_relu / abs / hardtanh;
+* the gradients are written out from backpropagation, with ``If`` terms for
+  the derivative (PyTorch convention: relu'(0) = 0, or the spec's convention);
+* ``generic`` adds nonzero weights, no pre-activation on a kink and
+  ``Distinct`` inputs;
+* the query is a conjunction of equalities and, per nonzero block, a
+  disjunction of disequalities, handed to a plain ``z3.Solver()``.
+
+No phase variables, no rank criterion, no sample reduction, no symmetry
+breaking. Bench code only: it imports z3 directly, never smtgrad's encoder.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from typing import Any
+
+import z3
+
+from smtgrad.spec import Activation, Layer, LossKind, Reduction, Spec, TargetKind, entries
+
+
+class BaselineUnsupported(ValueError):
+    """The hand-written baseline covers piecewise-linear nets with MSE and real targets."""
+
+
+def _q(value: Fraction) -> z3.ArithRef:
+    return z3.RealVal(f"{value.numerator}/{value.denominator}")
+
+
+def _act(layer: Layer, u: z3.ArithRef) -> z3.ArithRef:
+    act = layer.activation
+    if act is Activation.LINEAR:
+        return u
+    if act is Activation.RELU:
+        return z3.If(u > 0, u, 0)
+    if act is Activation.LEAKY_RELU:
+        return z3.If(u > 0, u, _q(layer.slope) * u)
+    if act is Activation.ABS:
+        return z3.If(u >= 0, u, -u)
+    if act is Activation.HARDTANH:
+        return z3.If(u > 1, 1, z3.If(u < -1, -1, u))
+    raise BaselineUnsupported(f"activation {act.value} is not piecewise linear")
+
+
+def _dact(layer: Layer, u: z3.ArithRef, kink_one: bool) -> z3.ArithRef:
+    """Derivative used by backprop; at a kink, 0 (PyTorch) or 1 (kink_one)."""
+    act = layer.activation
+    if act is Activation.LINEAR:
+        return z3.RealVal(1)
+    if act is Activation.RELU:
+        return z3.If(u >= 0, 1, 0) if kink_one else z3.If(u > 0, 1, 0)
+    if act is Activation.LEAKY_RELU:
+        slope = _q(layer.slope)
+        return z3.If(u >= 0, 1, slope) if kink_one else z3.If(u > 0, 1, slope)
+    if act is Activation.ABS:
+        if kink_one:
+            return z3.If(u >= 0, 1, -1)
+        return z3.If(u > 0, 1, z3.If(u < 0, -1, 0))
+    if act is Activation.HARDTANH:
+        if kink_one:
+            return z3.If(z3.And(u >= -1, u <= 1), 1, 0)
+        return z3.If(z3.And(u > -1, u < 1), 1, 0)
+    raise BaselineUnsupported(f"activation {act.value} is not piecewise linear")
+
+
+def _kinks(layer: Layer) -> tuple[int, ...]:
+    if layer.activation in (Activation.RELU, Activation.LEAKY_RELU, Activation.ABS):
+        return (0,)
+    if layer.activation is Activation.HARDTANH:
+        return (-1, 1)
+    return ()
+
+
+def build(spec: Spec, samples: int) -> tuple[z3.Solver, dict[str, Any]]:
+    """The hand-written constraints at M = ``samples``: a solver and its unknowns."""
+    if spec.loss.kind is not LossKind.MSE or spec.targets is not TargetKind.REAL:
+        raise BaselineUnsupported("the baseline handles MSE with real targets only")
+    if spec.assume:
+        raise BaselineUnsupported("the baseline does not translate `assume`")
+    network = spec.network
+    kink_one = spec.conventions.relu_grad_at_zero == 1
+
+    def var(name: str, index: tuple[int, ...], label: str) -> z3.ArithRef:
+        fixed = spec.fixed_value(name, index)
+        return _q(fixed) if fixed is not None else z3.Real(label)
+
+    shapes = network.parameter_shapes()
+    W: list[list[list[z3.ArithRef]]] = []
+    b: list[list[z3.ArithRef]] = []
+    for layer_no in range(1, network.depth + 1):
+        rows, cols = shapes[f"W{layer_no}"]
+        W.append([[var(f"W{layer_no}", (j, i), f"W{layer_no}_{j}_{i}") for i in range(cols)]
+                  for j in range(rows)])
+        b.append([var(f"b{layer_no}", (j,), f"b{layer_no}_{j}") for j in range(rows)])
+    X = [[var("X", (m, i), f"x_{m}_{i}") for i in range(network.inputs)]
+         for m in range(samples)]
+    Y = [[var("Y", (m, k), f"y_{m}_{k}") for k in range(network.outputs)]
+         for m in range(samples)]
+
+    # Forward pass, keeping pre-activations and layer inputs for backprop.
+    pre: list[list[list[z3.ArithRef]]] = []  # [layer][m][unit]
+    ins: list[list[list[z3.ArithRef]]] = []  # [layer][m][input]
+    current = X
+    for index, layer in enumerate(network.layers):
+        ins.append(current)
+        us = [[z3.Sum([W[index][j][i] * current[m][i] for i in range(len(current[m]))])
+               + b[index][j] for j in range(layer.units)] for m in range(samples)]
+        pre.append(us)
+        current = [[_act(layer, u) for u in row] for row in us]
+    yhat = current
+
+    # dL/dz at the output: (2 * scale / N) * (yhat - y) * h'(z) for mean MSE.
+    count = samples * network.outputs
+    factor = spec.loss.scale * (Fraction(2, count) if spec.loss.reduction is Reduction.MEAN
+                                else 2)
+    out = network.layers[-1]
+    delta = [[_q(factor) * (yhat[m][k] - Y[m][k]) * _dact(out, pre[-1][m][k], kink_one)
+              for k in range(network.outputs)] for m in range(samples)]
+    grads: dict[str, Any] = {}
+    for index in range(network.depth - 1, -1, -1):
+        units = network.layers[index].units
+        width = len(ins[index][0])
+        grads[f"W{index + 1}"] = [[z3.Sum([delta[m][j] * ins[index][m][i]
+                                           for m in range(samples)]) for i in range(width)]
+                                  for j in range(units)]
+        grads[f"b{index + 1}"] = [z3.Sum([delta[m][j] for m in range(samples)])
+                                  for j in range(units)]
+        if index == 0:
+            break
+        below = network.layers[index - 1]
+        delta = [[z3.Sum([W[index][j][i] * delta[m][j] for j in range(units)])
+                  * _dact(below, pre[index - 1][m][i], kink_one) for i in range(width)]
+                 for m in range(samples)]
+
+    def entry(name: str, idx: tuple[int, ...]) -> z3.ArithRef:
+        item = grads[name]
+        for position in idx:
+            item = item[position]
+        return item
+
+    solver = z3.Solver()
+    for target in spec.query.zero:
+        idxs = [target.index] if target.index is not None else entries(shapes[target.block])
+        for idx in idxs:
+            solver.add(entry(target.block, idx) == 0)
+    for target in spec.query.nonzero:
+        idxs = [target.index] if target.index is not None else entries(shapes[target.block])
+        solver.add(z3.Or([entry(target.block, idx) != 0 for idx in idxs]))
+    if spec.generic:
+        for weight in W:
+            for row in weight:
+                for w in row:
+                    solver.add(w != 0)
+        for index, layer in enumerate(network.layers):
+            for point in _kinks(layer):
+                for row in pre[index]:
+                    for u in row:
+                        solver.add(u != point)
+        if network.inputs == 1:
+            if samples > 1:
+                solver.add(z3.Distinct([row[0] for row in X]))
+        else:
+            for m in range(samples):
+                for n in range(m):
+                    solver.add(z3.Or([a != c for a, c in zip(X[m], X[n], strict=True)]))
+    return solver, {"W": W, "b": b, "X": X, "Y": Y}
+
+
+def solve_baseline(spec: Spec, samples: int, timeout: float | None
+                   ) -> tuple[str, float]:
+    """Run the hand-written encoding at one M; return (verdict, seconds).
+
+    Seconds cover building the formula and ``check()``; the verdict is
+    'sat', 'unsat' or 'unknown' (timeout or z3 incompleteness).
+    """
+    verdict, seconds, _ = solve_baseline_model(spec, samples, timeout)
+    return verdict, seconds
+
+
+def solve_baseline_model(spec: Spec, samples: int, timeout: float | None
+                         ) -> tuple[str, float, Any]:
+    """As :func:`solve_baseline`, also returning a witness dict of exact strings when sat."""
+    start = time.perf_counter()
+    solver, unknowns = build(spec, samples)
+    if timeout is not None:
+        solver.set("timeout", max(1, int(timeout * 1000)))
+    answer = solver.check()
+    seconds = time.perf_counter() - start
+    if answer == z3.sat:
+        model = solver.model()
+
+        def value(term: z3.ArithRef) -> str:
+            evaluated = model.eval(term, model_completion=True)
+            if z3.is_rational_value(evaluated):
+                return str(evaluated.as_fraction())
+            return "irrational:" + evaluated.sexpr()
+
+        def walk(item: Any) -> Any:
+            return [walk(x) for x in item] if isinstance(item, list) else value(item)
+
+        return "sat", seconds, {name: walk(item) for name, item in unknowns.items()}
+    if answer == z3.unsat:
+        return "unsat", seconds, None
+    return "unknown", seconds, solver.reason_unknown()
+
+
+def solve_baseline_range(spec: Spec, low: int, high: int, timeout: float | None
+                         ) -> tuple[str, float, int | None]:
+    """The hand-written ``--minimal``: M = low, low+1, ... with one shared deadline.
+
+    Returns (verdict, seconds, M): the first sat M; unsat if every M is unsat;
+    unknown as soon as one M is unknown or the deadline passes.
+    """
+    start = time.perf_counter()
+    for samples in range(low, high + 1):
+        left = None if timeout is None else timeout - (time.perf_counter() - start)
+        if left is not None and left <= 0:
+            return "unknown", time.perf_counter() - start, samples
+        verdict, _ = solve_baseline(spec, samples, left)
+        if verdict != "unsat":
+            return verdict, time.perf_counter() - start, samples
+    return "unsat", time.perf_counter() - start, None
