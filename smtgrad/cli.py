@@ -155,7 +155,7 @@ def check(
         from smtgrad.report import check_json, render_check
         from smtgrad.spec import load_spec, parse_yaml
         from smtgrad.verify import verify
-        from smtgrad.witness import WitnessError, witness_from_json
+        from smtgrad.witness import WitnessError, witness_from_json, witness_to_json
 
         spec = load_spec(spec_path)
         if not witness_path.is_file():
@@ -167,10 +167,11 @@ def check(
         witness = witness_from_json(parse_yaml(text, str(witness_path)), spec.network,
                                     spec.targets)
         verification = verify(spec, witness)
+        enclosed = "[" in json.dumps(witness_to_json(witness, spec.network))
         if output is OutputFormat.JSON:
-            typer.echo(json.dumps(check_json(spec, verification), indent=2))
+            typer.echo(json.dumps(check_json(spec, verification, enclosed), indent=2))
         else:
-            typer.echo(render_check(spec, witness, verification), nl=False)
+            typer.echo(render_check(spec, witness, verification, enclosed), nl=False)
         raise typer.Exit(EXIT_SAT if verification.accepted else EXIT_UNSAT)
 
 

@@ -114,6 +114,8 @@ class _Outcome:
     verification: Verification | None = None
     reason: str = ""
     all_samples: bool = False
+    start: Witness | None = None  # an abstraction model: a starting point for enclosures
+    certificate: str = "exact"
 
 
 def reduction_bound(spec: Spec) -> int | None:
@@ -246,8 +248,40 @@ class _Engine:
                 return outcome
             notes.append(f"no witness on the ln({base}) lattice"
                          + (f" ({outcome.reason})" if outcome.verdict is Verdict.UNKNOWN else ""))
-        return _Outcome(Verdict.UNKNOWN, "log lattices and monotone abstraction",
+        if abstract.start is not None and not self.expired():
+            outcome = self.enclose(spec, samples, abstract.start)
+            if outcome is not None:
+                return outcome
+            notes.append("no certified enclosure near the abstraction's model")
+        return _Outcome(Verdict.UNKNOWN, "log lattices, abstraction and enclosures",
                         self.backend.version(), reason="; ".join(notes))
+
+    def enclose(self, spec: Spec, samples: int, start: Witness) -> _Outcome | None:
+        """Newton near the abstraction's model, then a Krawczyk certificate."""
+        from smtgrad import enclosure
+
+        self.progress(f"M={samples}: searching a certified enclosure (interval Newton)")
+        point = enclosure.Point(start.parameters, start.inputs, start.targets)
+        budget = self.slice(1.0, 60.0) or 60.0
+        verified: list[tuple[Witness, Verification]] = []
+
+        def accept(found: enclosure.Found) -> bool:
+            values = {c: b for c, b in zip(found.unknowns, found.box, strict=True)}
+            boxed = found.point.with_values(values)
+            witness = Witness(boxed.parameters, boxed.inputs, boxed.targets)
+            check = self.accept(spec, witness)
+            if check.accepted:
+                verified.append((witness, check))
+            return check.accepted
+
+        found = enclosure.search(spec, samples, [point], time.perf_counter() + budget,
+                                 accept=accept)
+        if found is None:
+            return None
+        witness, check = verified[-1]
+        return _Outcome(Verdict.SAT, "interval Newton (Krawczyk) near the abstraction's model",
+                        "mpmath interval arithmetic", witness=witness, verification=check,
+                        certificate="enclosure")
 
     def fast_path(self, spec: Spec, samples: int) -> _Outcome | None:
         remaining = self.remaining()
@@ -292,7 +326,12 @@ class _Engine:
         if answer.status is SolverStatus.UNKNOWN:
             return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=answer.reason)
         if mode.kind is ModeKind.ABSTRACT:
-            return _Outcome(Verdict.UNKNOWN, method, backend.version(),
+            assert answer.model is not None
+            try:
+                start = _read_witness(encoding, answer.model, approximate=True)
+            except IrrationalValue:
+                start = None
+            return _Outcome(Verdict.UNKNOWN, method, backend.version(), start=start,
                             reason="the abstraction is satisfiable (that proves nothing)")
         return self.witness_from(spec, encoding, answer, method, backend)
 
@@ -414,20 +453,21 @@ class _Engine:
             seconds=time.perf_counter() - self.start,
             witness=outcome.witness,
             evaluation=evaluation,
-            certificate="exact" if outcome.verdict is Verdict.SAT else None,
+            certificate=outcome.certificate if outcome.verdict is Verdict.SAT else None,
             reason=outcome.reason + extra,
             proved=proved,
             attempts=tuple(attempts),
         )
 
 
-def _read_witness(encoding: Encoding, model: Model) -> Witness:
+def _read_witness(encoding: Encoding, model: Model, approximate: bool = False) -> Witness:
     """Model values -> witness; lattice-encoded parameters are coefficients of ln(base)."""
 
     def values(terms: Any, scale: bool = False) -> Any:
         if isinstance(terms, list | tuple):
             return tuple(values(item, scale) for item in terms)
-        value = model.value(terms)
+        value = model.approximate(terms).limit_denominator(10**6) if approximate \
+            else model.value(terms)
         return LogNumber((0, value), encoding.mode.base) if scale and value != 0 else value
 
     spec = encoding.spec

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from smtgrad import __version__
+from smtgrad.enclosure import zero_coordinates
 from smtgrad.engine import Result
 from smtgrad.network import Evaluation
 from smtgrad.numbers import format_exact
@@ -27,16 +28,51 @@ def _exact(value: Any) -> str:
     return str(value)
 
 
+def _short(value: Any) -> str:
+    """Text for tables: exact when short; enclosures as midpoint and radius."""
+    text = _exact(value)
+    if text.startswith("[") and "," in text:
+        lo, hi = (Fraction(part.strip()) if "/" in part else Fraction(part.strip())
+                  for part in text[1:-1].split(","))
+        middle, radius = (lo + hi) / 2, (hi - lo) / 2
+        return f"≈{float(middle):.15g} (±{float(radius):.1e})"
+    if len(text) > 40 and isinstance(value, Fraction):
+        return f"{text[:18]}…  (≈{float(value):.6g})"
+    return text
+
+
 def _matrix(value: Any) -> str:
     if isinstance(value, tuple):
         return "[" + ", ".join(_matrix(item) for item in value) + "]"
-    return _exact(value)
+    return _short(value)
 
 
-def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
-    """Gradients, loss, predictions, residuals and kinks as exact strings."""
+def _certified_gradients(spec: Spec, gradients: dict[str, Any]) -> dict[str, Any]:
+    """Gradients with the zero-query entries set to exact 0 (proved by the Krawczyk test)."""
+    result = dict(gradients)
+    for name, index in zero_coordinates(spec):
+        result[name] = _replace(result[name], index, Fraction(0))
+    return result
+
+
+def _replace(array: Any, index: tuple[int, ...], value: Any) -> Any:
+    if not index:
+        return value
+    items = list(array)
+    items[index[0]] = _replace(items[index[0]], index[1:], value)
+    return tuple(items)
+
+
+def evaluation_json(evaluation: Evaluation, spec: Spec | None = None) -> dict[str, Any]:
+    """Gradients, loss, predictions, residuals and kinks as exact strings.
+
+    With ``spec`` (an enclosure certificate), the zero-query entries are the exact 0
+    that the certificate proves; the other values are enclosures "[lo, hi]".
+    """
+    gradients = evaluation.gradients if spec is None else _certified_gradients(
+        spec, evaluation.gradients)
     return {
-        "gradients": {name: to_json(value) for name, value in evaluation.gradients.items()},
+        "gradients": {name: to_json(value) for name, value in gradients.items()},
         "loss": _exact(evaluation.loss),
         "predictions": to_json(evaluation.predictions),
         "residuals": to_json(evaluation.residuals),
@@ -55,7 +91,16 @@ def result_json(result: Result) -> dict[str, Any]:
         data["certificate"] = result.certificate or "exact"
         data["samples"] = result.samples
         data["witness"] = witness_to_json(result.witness, result.spec.network)
-        data.update(evaluation_json(result.evaluation))
+        enclosed = result.certificate == "enclosure"
+        data.update(evaluation_json(result.evaluation, result.spec if enclosed else None))
+        if enclosed:
+            data["enclosure"] = {
+                "test": "Krawczyk operator maps the box into its interior (mpmath interval "
+                        "arithmetic): the zero-gradient equations have exactly one solution "
+                        "in the box, and every other requirement holds on the whole box",
+                "equations": [f"{name}[{_index(index)}]"
+                              for name, index in zero_coordinates(result.spec)],
+            }
     else:
         data["samples"] = result.samples
         data["reason"] = result.reason
@@ -74,12 +119,14 @@ def result_json(result: Result) -> dict[str, Any]:
     return data
 
 
-def check_json(spec: Spec, verification: Verification) -> dict[str, Any]:
+def check_json(spec: Spec, verification: Verification, enclosed: bool = False
+               ) -> dict[str, Any]:
     """The JSON printed by ``smtgrad check``."""
     data: dict[str, Any] = {"holds": verification.accepted,
                             "failures": list(verification.failures)}
     if verification.evaluation is not None:
-        data.update(evaluation_json(verification.evaluation))
+        certified = verification.accepted and enclosed
+        data.update(evaluation_json(verification.evaluation, spec if certified else None))
     data["spec"] = {"name": spec.name, "source": spec.source}
     return data
 
@@ -108,7 +155,8 @@ def _index(index: tuple[int, ...]) -> str:
     return ",".join(map(str, index))
 
 
-def _tables(spec: Spec, witness: Witness, evaluation: Evaluation, console: Console) -> None:
+def _tables(spec: Spec, witness: Witness, evaluation: Evaluation, console: Console,
+            certified: bool = False) -> None:
     params = Table(title="Parameters", title_justify="left", show_edge=False)
     params.add_column("name")
     params.add_column("value")
@@ -137,10 +185,15 @@ def _tables(spec: Spec, witness: Witness, evaluation: Evaluation, console: Conso
     grads.add_column("block")
     grads.add_column("dL/d(block)")
     grads.add_column("required")
-    for name, value in evaluation.gradients.items():
+    gradients = _certified_gradients(spec, evaluation.gradients) if certified \
+        else evaluation.gradients
+    for name, value in gradients.items():
         grads.add_row(name, _matrix(value), _required(spec, name))
     console.print(grads)
-    console.print(f"loss = {_exact(evaluation.loss)}")
+    if certified:
+        console.print("zero entries are exact: the Krawczyk test proves a unique solution of "
+                      "the zero-gradient equations inside the box")
+    console.print(f"loss = {_short(evaluation.loss)}")
 
 
 def render_result(result: Result) -> str:
@@ -158,7 +211,8 @@ def render_result(result: Result) -> str:
         console.print(f"found by: {result.method}; solver: {result.solver}; "
                       f"time: {result.seconds:.3f} s")
         console.print()
-        _tables(spec, result.witness, result.evaluation, console)
+        _tables(spec, result.witness, result.evaluation, console,
+                certified=result.certificate == "enclosure")
         if not result.evaluation.kinks:
             console.print("no sample sits on a kink")
     else:
@@ -174,13 +228,15 @@ def render_result(result: Result) -> str:
     return buffer.getvalue()
 
 
-def render_check(spec: Spec, witness: Witness, verification: Verification) -> str:
+def render_check(spec: Spec, witness: Witness, verification: Verification,
+                 enclosed: bool = False) -> str:
     """A readable report of ``smtgrad check``."""
     buffer = io.StringIO()
     console = _console(buffer)
     console.print(f"smtgrad {__version__} · check · {spec.name} · {spec.source}")
     if verification.evaluation is not None:
-        _tables(spec, witness, verification.evaluation, console)
+        _tables(spec, witness, verification.evaluation, console,
+                certified=enclosed and verification.accepted)
     if verification.accepted:
         console.print("verdict: the witness satisfies the spec exactly")
     else:

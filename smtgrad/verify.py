@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smtgrad.expr import FractionAlgebra, Ref, evaluate_condition
+from smtgrad.enclosure import Enclosure, Point, box_evaluation, krawczyk
 from smtgrad.lognum import LatticeFunctions, lattice_base
 from smtgrad.network import Evaluation, InexactValue, SmoothFunctions, evaluate
 from smtgrad.numbers import NumberError
@@ -52,33 +53,77 @@ def _all_values(witness: Witness) -> list[Any]:
     return values
 
 
+def _enclosed(witness: Witness) -> list[tuple[str, tuple[int, ...]]]:
+    found = []
+    blocks = [(f"W{i + 1}", w) for i, w in enumerate(witness.parameters.weights)]
+    blocks += [(f"b{i + 1}", b) for i, b in enumerate(witness.parameters.biases)]
+    blocks += [("X", witness.inputs), ("Y", witness.targets)]
+    for name, array in blocks:
+        stack: list[tuple[tuple[int, ...], Any]] = [((), array)]
+        while stack:
+            index, item = stack.pop()
+            if isinstance(item, tuple):
+                stack.extend((index + (k,), sub) for k, sub in enumerate(item))
+            elif isinstance(item, Enclosure):
+                found.append((name, index))
+    return sorted(found)
+
+
 def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
            ) -> Verification:
     """Check a witness against every requirement of ``spec``, exactly.
 
     Smooth activations are evaluated exactly on the log lattice of the witness's
-    base (values such as ``3*log(2)/2``); anything not exactly representable is
-    a failure, never an approximation.
+    base (values such as ``3*log(2)/2``). A witness with enclosures ("[lo, hi]"
+    values) is accepted only if the Krawczyk test proves a unique exact zero of
+    the zero-gradient equations inside the box and every other requirement holds
+    over the whole box. Nothing is ever decided by a float tolerance.
     """
     failures: list[str] = []
-    if smooth is None:
-        try:
-            smooth = LatticeFunctions(lattice_base(_all_values(witness)))
-        except NumberError as error:
-            return Verification(False, (str(error),), None)
     network = spec.network
     samples = witness.samples
     if not spec.samples.min <= samples <= spec.samples.max:
         failures.append(f"the witness has {samples} samples; the spec asks for "
                         f"{spec.samples.min}..{spec.samples.max}")
+    enclosed = _enclosed(witness)
+    certified = False
+    values: Any = witness
     try:
-        evaluation = evaluate(network, spec.loss, spec.conventions, witness.parameters,
-                              witness.inputs, witness.targets, smooth)
+        if enclosed:
+            centre = {c: (_entry(witness.block(c[0]), c[1]).lo + _entry(witness.block(c[0]),
+                                                                      c[1]).hi) / 2
+                      for c in enclosed}
+            point = Point(witness.parameters, witness.inputs, witness.targets).with_values(
+                centre)
+            box = [_entry(witness.block(c[0]), c[1]) for c in enclosed]
+            certified, why = krawczyk(spec, point, enclosed, box)
+            if not certified:
+                failures.append(f"enclosure not certified: {why}")
+            values, evaluation = box_evaluation(spec, point, enclosed, box)
+        else:
+            if smooth is None:
+                smooth = LatticeFunctions(lattice_base(_all_values(witness)))
+            evaluation = evaluate(network, spec.loss, spec.conventions, witness.parameters,
+                                  witness.inputs, witness.targets, smooth)
+    except NumberError as error:
+        return Verification(False, (str(error),), None)
     except InexactValue as error:
         return Verification(False, (f"cannot evaluate exactly: {error}",), None)
     except (ValueError, ZeroDivisionError) as error:
         return Verification(False, (f"cannot evaluate: {error}",), None)
+    try:
+        failures += _requirements(spec, values, evaluation, certified)
+    except InexactValue as error:
+        failures.append(f"cannot decide over the enclosure box: {error}")
+    return Verification(not failures, tuple(failures), evaluation)
 
+
+def _requirements(spec: Spec, witness: Any, evaluation: Evaluation,
+                  zero_certified: bool) -> list[str]:
+    """Every requirement of the spec, on exact values (or dual intervals over a box)."""
+    failures: list[str] = []
+    network = spec.network
+    samples = len(witness.inputs)
     shapes = network.parameter_shapes()
     # Fixed values.
     for name, array in spec.fixed.items():
@@ -104,7 +149,7 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
 
     # The query.
     gradients = evaluation.gradients
-    for target in spec.query.zero:
+    for target in spec.query.zero if not zero_certified else ():
         indices = [target.index] if target.index is not None else entries(shapes[target.block])
         for index in indices:
             value = _entry(gradients[target.block], index)
@@ -150,4 +195,4 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
             continue
         if not holds:
             failures.append(f"assume {assumption.text!r} does not hold")
-    return Verification(not failures, tuple(failures), evaluation)
+    return failures

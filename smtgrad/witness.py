@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from smtgrad.enclosure import parse_enclosure
 from smtgrad.lognum import parse_value
 from smtgrad.network import InexactValue, Parameters, Vector
 from smtgrad.numbers import NumberError, format_exact
@@ -60,6 +61,11 @@ def _array(raw: Any, key: str, shape: tuple[int, ...]) -> Any:
         if isinstance(raw, list | dict) or raw is None:
             raise WitnessError(f"{key}: expected a number, found {type(raw).__name__}")
         try:
+            if isinstance(raw, str) and raw.strip().startswith("["):
+                enclosure = parse_enclosure(raw)
+                if enclosure is None:
+                    raise NumberError(f"expected an enclosure \"[lo, hi]\", found {raw[:60]!r}")
+                return enclosure
             return parse_value(raw if not isinstance(raw, float) else repr(raw))
         except (NumberError, InexactValue) as error:
             raise WitnessError(f"{key}: {error}") from None
