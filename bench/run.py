@@ -47,6 +47,10 @@ sys.path.insert(0, str(HERE))
 from workloads import Workload, all_workloads  # noqa: E402
 
 HARD_KILL_GRACE = 30.0
+#: Also timed through the CLI, imports included (issue 4: "M = 32 ... under 1 s end to end").
+CLI_WORKLOAD = "seed-generic-M32"
+#: Environment of the worker processes (PYTHONPATH points at the code snapshot, if any).
+WORKER_ENV: dict[str, str] | None = None
 SMOOTH_UNSUPPORTED = re.compile(r"smooth|not piecewise linear|unsupported|not supported", re.I)
 MEMORY_METHOD = ("peak RSS of the fresh worker process (os.wait4 ru_maxrss of that child; "
                  "includes the Python interpreter and imports)")
@@ -68,7 +72,10 @@ def _worker_smtgrad(workload: Workload, timeout: float) -> dict[str, Any]:
         pass
     imports = time.perf_counter() - started
 
-    record: dict[str, Any] = {"tool": "smtgrad", "import_seconds": imports}
+    import smtgrad
+
+    record: dict[str, Any] = {"tool": "smtgrad", "import_seconds": imports,
+                              "smtgrad_file": smtgrad.__file__}
     start = time.perf_counter()
     try:
         spec = parse_spec(workload.yaml, f"<bench:{workload.name}>")
@@ -183,9 +190,10 @@ def measure(tool: str, workload: Workload, timeout: float) -> dict[str, Any]:
     os.close(handle)
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", tool, workload.name,
                "--timeout", str(timeout), "--worker-out", out]
+    load_before = os.getloadavg()[0]
     wall_start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, env=WORKER_ENV)
     captured: list[bytes] = []
     reader = threading.Thread(target=lambda: captured.append(process.stdout.read()),  # type: ignore[union-attr]
                               daemon=True)
@@ -220,7 +228,34 @@ def measure(tool: str, workload: Workload, timeout: float) -> dict[str, Any]:
     record["peak_mb"] = usage.ru_maxrss / 1024  # Linux: kilobytes
     record["process_wall_seconds"] = wall
     record["timeout"] = timeout
+    record["loadavg_1min_before"] = load_before
     return record
+
+
+def cli_time(workload: Workload, repeats: int = 3) -> dict[str, Any]:
+    """Wall time of `smtgrad solve SPEC --format json` in a fresh process (imports included)."""
+    exe = shutil.which("smtgrad")
+    handle, path = tempfile.mkstemp(prefix="smtgrad-bench-", suffix=".yaml")
+    with os.fdopen(handle, "w") as file:
+        file.write(workload.yaml)
+    command = ([exe] if exe else [sys.executable, "-c", "from smtgrad.cli import main; main()"]
+               ) + ["solve", path, "--format", "json"]
+    times, verdicts = [], []
+    try:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, check=False,
+                                  env=WORKER_ENV, timeout=120)
+            times.append(time.perf_counter() - start)
+            try:
+                verdicts.append(json.loads(done.stdout)["verdict"])
+            except (ValueError, KeyError):
+                verdicts.append(f"exit {done.returncode}")
+    finally:
+        os.unlink(path)
+    return {"workload": workload.name, "command": f"smtgrad solve <{workload.name}.yaml> "
+            "--format json", "best_seconds": min(times), "all_seconds": times,
+            "verdicts": verdicts}
 
 
 def help_time(repeats: int = 5) -> dict[str, Any]:
@@ -232,10 +267,38 @@ def help_time(repeats: int = 5) -> dict[str, Any]:
     for _ in range(repeats):
         start = time.perf_counter()
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=False)
+                       check=False, env=WORKER_ENV)
         times.append(time.perf_counter() - start)
     return {"command": " ".join(["smtgrad", "--help"]), "best_seconds": min(times),
             "all_seconds": times}
+
+
+# ----------------------------------------------------------------------------------------
+# Code snapshot: the package is installed editable and other people edit it while a
+# run takes minutes, so by default every worker imports one frozen copy of smtgrad/.
+
+
+def snapshot_code() -> tuple[Path, dict[str, Any]]:
+    """Copy smtgrad/ to a temporary directory; return it and a description."""
+    import hashlib
+
+    source = HERE.parent / "smtgrad"
+    target = Path(tempfile.mkdtemp(prefix="smtgrad-bench-code-"))
+    shutil.copytree(source, target / "smtgrad",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    digest = hashlib.sha256()
+    for file in sorted((target / "smtgrad").rglob("*.py")):
+        digest.update(str(file.relative_to(target)).encode())
+        digest.update(file.read_bytes())
+    check = subprocess.run([sys.executable, "-c", "import smtgrad, smtgrad.engine, "
+                            "smtgrad.cli; print(smtgrad.__file__)"],
+                           env={**os.environ, "PYTHONPATH": str(target)}, cwd=target,
+                           capture_output=True, text=True, check=False)
+    if check.returncode != 0 or not check.stdout.strip().startswith(str(target)):
+        raise SystemExit(f"the snapshot of smtgrad/ does not import cleanly (someone may be "
+                         f"mid-edit; retry, or use --no-snapshot):\n{check.stderr[-2000:]}")
+    return target, {"snapshot": True, "sha256": digest.hexdigest()[:16],
+                    "copied_from": str(source)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -283,6 +346,7 @@ def machine() -> dict[str, Any]:
         "git_commit": commit,
         "smtgrad_tree_dirty": bool(dirty),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "loadavg_at_start": os.getloadavg(),
     }
 
 
@@ -411,7 +475,10 @@ def print_table(rows: list[dict[str, Any]], info: dict[str, Any], help_info: dic
              f"{args.baseline_timeout:g} s)")
     caption = (f"{info['cpu']}, {info['cores']} cores, Python {info['python']}, "
                f"z3 {info['z3']}; memory: {MEMORY_METHOD}; "
-               f"smtgrad --help: {help_info['best_seconds']:.3f} s (best of 5)")
+               f"smtgrad --help: {help_info['best_seconds']:.3f} s (best of 5)"
+               + (f"; CLI end to end on {help_info['cli']['workload']}: "
+                  f"{help_info['cli']['best_seconds']:.3f} s (best of 3)"
+                  if "cli" in help_info else ""))
     try:
         from rich.console import Console
         from rich.table import Table
@@ -445,7 +512,10 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], help_info: dict[s
         f"{', ' + info['memory'] + ' RAM' if info.get('memory') else ''}), "
         f"{info['platform']}, Python {info['python']}, z3 {info['z3']}, smtgrad "
         f"{info['smtgrad']} (git {info['git_commit']}"
-        f"{', uncommitted changes in smtgrad/' if info['smtgrad_tree_dirty'] else ''}).",
+        f"{', with uncommitted changes in smtgrad/' if info['smtgrad_tree_dirty'] else ''}"
+        + (f"; every worker imported one snapshot of smtgrad/, sha256 "
+           f"{info['code']['sha256']}" if info.get("code", {}).get("snapshot") else "")
+        + ").",
         "",
         f"Command: `{args.command}`. smtgrad timeout {args.timeout:g} s, baseline timeout "
         f"{args.baseline_timeout:g} s. Times are seconds of one run, end to end in process "
@@ -462,7 +532,14 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], help_info: dict[s
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"`smtgrad --help`: {help_info['best_seconds']:.3f} s wall (best of 5, fresh process).",
+        f"`smtgrad --help`: {help_info['best_seconds']:.3f} s wall (best of 5, fresh process)."
+        + (f" `{help_info['cli']['command']}` (the whole CLI, imports included): "
+           f"{help_info['cli']['best_seconds']:.3f} s wall (best of 3, verdicts "
+           f"{', '.join(help_info['cli']['verdicts'])})." if "cli" in help_info else ""),
+        "",
+        f"1-minute load average at the start: {info['loadavg_at_start'][0]:.2f} on "
+        f"{info['cores']} cores (other work on the machine inflates times; each "
+        "measurement's load is in results.json).",
         "",
         "Baseline: `bench/baseline.py`, the direct z3 encoding (targets as unknowns, `If` "
         "terms for activations and derivatives, `Distinct` inputs); its sat models are "
@@ -562,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     parser.add_argument("--quick", action="store_true", help="a small subset of workloads")
     parser.add_argument("--out", type=Path, help="directory for results.{json,md,png}")
+    parser.add_argument("--no-snapshot", action="store_true",
+                        help="import the live smtgrad/ tree in every worker instead of a copy "
+                             "frozen at the start of the run")
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "WORKLOAD"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -575,12 +655,25 @@ def main(argv: list[str] | None = None) -> int:
     partial = bool(args.only or args.quick)
     out = args.out or (HERE / "results" if partial else HERE)
     out.mkdir(parents=True, exist_ok=True)
+    global WORKER_ENV
     info = machine()
+    snapshot_dir = None
+    if args.no_snapshot:
+        info["code"] = {"snapshot": False}
+    else:
+        snapshot_dir, info["code"] = snapshot_code()
+        WORKER_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(snapshot_dir), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     print(f"# {len(workloads)} workloads; {info['cpu']}, {info['cores']} cores, "
           f"z3 {info['z3']}; writing to {out}", file=sys.stderr)
 
     help_info = help_time()
     print(f"# smtgrad --help: {help_info['best_seconds']:.3f} s (best of 5)", file=sys.stderr)
+    cli_target = next((w for w in workloads if w.name == CLI_WORKLOAD), None)
+    if cli_target is not None:
+        help_info["cli"] = cli_time(cli_target)
+        print(f"# CLI end to end, {CLI_WORKLOAD}: {help_info['cli']['best_seconds']:.3f} s "
+              f"(best of 3)", file=sys.stderr)
 
     rows, raw = [], []
     for workload in workloads:
@@ -600,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
         raw.append({"workload": workload.name, "yaml": workload.yaml,
                     "minimal": workload.minimal, "smtgrad": ours, "baseline": base})
 
+    if snapshot_dir is not None:
+        shutil.rmtree(snapshot_dir, ignore_errors=True)
     print_table(rows, info, help_info, args)
     document = {
         "command": args.command,

@@ -33,7 +33,7 @@ from typing import Any
 import mpmath
 
 from smtgrad.network import InexactValue, Parameters, SmoothFunctions, Vector, evaluate
-from smtgrad.spec import Spec, TargetKind, entries
+from smtgrad.spec import LossKind, Spec, TargetKind, entries
 
 #: Significant digits of the printed box bounds (the contract asks for at least 30).
 DIGITS = 40
@@ -361,6 +361,28 @@ def zero_coordinates(spec: Spec) -> list[Coordinate]:
     return result
 
 
+def equations(spec: Spec) -> list[Coordinate]:
+    """The independent zero-gradient equations the Krawczyk test solves.
+
+    With softmax + cross-entropy, sum_k (p_k - y_k) = 0 for every sample, so the
+    output layer's gradient rows sum to zero identically: when all K rows of a
+    column are queried zero, the last one is implied and is left out.
+    """
+    coordinates = zero_coordinates(spec)
+    if spec.loss.kind is not LossKind.CROSS_ENTROPY:
+        return coordinates
+    depth = spec.network.depth
+    classes = spec.network.outputs
+    implied = []
+    for name in (f"W{depth}", f"b{depth}"):
+        columns = {index[1:] for block, index in coordinates if block == name}
+        for column in columns:
+            rows = [(name, (k, *column)) for k in range(classes)]
+            if all(row in coordinates for row in rows):
+                implied.append(rows[-1])
+    return [c for c in coordinates if c not in implied]
+
+
 def _system(spec: Spec, point: Point, unknowns: Sequence[Coordinate], ctx: Any,
             values: Sequence[Any]) -> tuple[list[Any], list[tuple[Any, ...]], Any]:
     """F (the zero-query gradient entries) and its Jacobian at the given unknown values."""
@@ -374,7 +396,7 @@ def _system(spec: Spec, point: Point, unknowns: Sequence[Coordinate], ctx: Any,
     evaluation = evaluate(spec.network, spec.loss, spec.conventions, assigned.parameters,
                           assigned.inputs, assigned.targets, DualFunctions(ctx))
     f_values, jacobian = [], []
-    for name, index in zero_coordinates(spec):
+    for name, index in equations(spec):
         entry = _entry(evaluation.gradients[name], index)
         if not isinstance(entry, Dual):
             entry = _constant(ctx, entry, size)
@@ -390,10 +412,10 @@ def _system(spec: Spec, point: Point, unknowns: Sequence[Coordinate], ctx: Any,
 def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
              box: Sequence[Enclosure], precision: int = 256) -> tuple[bool, str]:
     """True when the Krawczyk operator maps the box into its interior (a unique zero inside)."""
-    equations = zero_coordinates(spec)
-    if len(equations) != len(unknowns):
-        return False, (f"{len(unknowns)} unknowns for {len(equations)} zero-gradient equations; "
-                       "the enclosure needs a square system")
+    count = len(equations(spec))
+    if count != len(unknowns):
+        return False, (f"{len(unknowns)} unknowns for {count} independent zero-gradient "
+                       "equations; the enclosure needs a square system")
     iv, mp = mpmath.iv, mpmath.mp
     saved = iv.prec, mp.prec
     iv.prec = mp.prec = precision
@@ -470,26 +492,45 @@ def _free_coordinates(spec: Spec, samples: int) -> list[Coordinate]:
 
 
 def _newton(spec: Spec, point: Point, unknowns: Sequence[Coordinate], start: list[Any],
-            iterations: int = 40) -> list[Any] | None:
-    """Minimum-norm Newton steps on F(v) = 0 in mpmath's point arithmetic."""
+            iterations: int = 60) -> list[Any] | None:
+    """Damped minimum-norm Newton steps on F(v) = 0 in mpmath's point arithmetic."""
     mp = mpmath.mp
-    v = list(start)
-    for _ in range(iterations):
+
+    def residual(values: list[Any]) -> tuple[Any, list[Any], list[tuple[Any, ...]]] | None:
         try:
-            f_values, jacobian, _ = _system(spec, point, unknowns, mp, v)
+            f_values, jacobian, _ = _system(spec, point, unknowns, mp, values)
         except (InexactValue, ZeroDivisionError, OverflowError):
             return None
-        norm = max((abs(x) for x in f_values), default=mp.mpf(0))
+        return max((abs(x) for x in f_values), default=mp.mpf(0)), f_values, jacobian
+
+    v = list(start)
+    current = residual(v)
+    for _ in range(iterations):
+        if current is None:
+            return None
+        norm, f_values, jacobian = current
         if norm < mp.mpf(10) ** (-(mp.dps - 15)):
             return v
         j = mpmath.matrix([[mp.mpf(x) for x in row] for row in jacobian])
         f = mpmath.matrix([mp.mpf(x) for x in f_values])
         try:
-            step = j.T * ((j * j.T) ** -1 * f)
-        except ZeroDivisionError:
+            normal = j * j.T
+            for k in range(normal.rows):  # a tiny Levenberg-Marquardt shift keeps it solvable
+                normal[k, k] += mp.mpf(10) ** (-(mp.dps // 2)) * (1 + normal[k, k])
+            step = j.T * (normal ** -1 * f)
+        except (ZeroDivisionError, TypeError, ValueError):
             return None
-        v = [v[k] - step[k] for k in range(len(v))]
-        if any(abs(x) > 1e6 for x in v):
+        factor = mp.mpf(1)
+        for _ in range(12):
+            trial = [v[k] - factor * step[k] for k in range(len(v))]
+            candidate = residual(trial)
+            if candidate is not None and candidate[0] < norm:
+                v, current = trial, candidate
+                break
+            factor /= 2
+        else:
+            return None
+        if any(abs(x) > 1e4 for x in v):
             return None
     return None
 
@@ -526,6 +567,48 @@ def _margins_ok(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
     return True
 
 
+def random_points(spec: Spec, samples: int, count: int, seed: int = 0) -> list[Point]:
+    """Deterministic random starting points: small rationals, random labels, fixed values kept."""
+    rng = random.Random(seed)
+    network = spec.network
+    points = []
+
+    def pick(name: str, index: tuple[int, ...], draw: Callable[[], Fraction]) -> Any:
+        known = spec.fixed_value(name, index)
+        return known if known is not None else draw()
+
+    def small() -> Fraction:
+        return Fraction(rng.randint(-16, 16), 8)
+
+    for _ in range(count):
+        weights, biases = [], []
+        for index, (name, shape) in enumerate(network.parameter_shapes().items()):
+            del index
+            if len(shape) == 2:
+                weights.append(tuple(tuple(pick(name, (j, i), small) for i in range(shape[1]))
+                                     for j in range(shape[0])))
+            else:
+                biases.append(tuple(pick(name, (j,), small) for j in range(shape[0])))
+        inputs = tuple(tuple(pick("X", (m, i), small) for i in range(network.inputs))
+                       for m in range(samples))
+        targets: tuple[Any, ...]
+        if spec.targets is TargetKind.CLASS:
+            targets = tuple(pick("Y", (m,), lambda: Fraction(rng.randrange(network.outputs)))
+                            for m in range(samples))
+        else:
+            def label() -> Fraction:
+                if spec.targets is TargetKind.BINARY:
+                    return Fraction(rng.randint(0, 1))
+                if spec.targets is TargetKind.UNIT_INTERVAL:
+                    return Fraction(rng.randint(1, 15), 16)
+                return small()
+
+            targets = tuple(tuple(pick("Y", (m, k), label) for k in range(network.outputs))
+                            for m in range(samples))
+        points.append(Point(Parameters(tuple(weights), tuple(biases)), inputs, targets))
+    return points
+
+
 @dataclass(frozen=True)
 class Found:
     """A certified enclosure: the rational point, the unknowns and their box."""
@@ -538,19 +621,19 @@ class Found:
 def search(spec: Spec, samples: int, starts: Sequence[Point], deadline: float,
            seed: int = 0, accept: Callable[[Found], bool] | None = None) -> Found | None:
     """Newton from each start, then a square subsystem, then the Krawczyk test."""
-    equations = zero_coordinates(spec)
-    if not equations:
+    system = equations(spec)
+    if not system:
         return None
     free = _free_coordinates(spec, samples)
-    if len(free) < len(equations):
+    if len(free) < len(system):
         return None
     rng = random.Random(seed)
     mp = mpmath.mp
     saved = mp.dps
     mp.dps = 60
     try:
-        for start in starts:
-            for attempt in range(6):
+        for number, start in enumerate(starts):
+            for attempt in range(6 if number == 0 else 2):
                 if time.perf_counter() > deadline:
                     return None
                 initial = []
@@ -562,7 +645,7 @@ def search(spec: Spec, samples: int, starts: Sequence[Point], deadline: float,
                 solution = _newton(spec, start, free, initial)
                 if solution is None or not _margins_ok(spec, start, free, solution):
                     continue
-                found = _certify_near(spec, start, free, solution, equations, deadline)
+                found = _certify_near(spec, start, free, solution, system, deadline)
                 if found is not None and (accept is None or accept(found)):
                     return found
     finally:

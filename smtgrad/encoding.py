@@ -92,12 +92,14 @@ class Mode:
     kind: ModeKind = ModeKind.EXACT
     base: Fraction = Fraction(2)
     radius: int = 3
+    strong: bool = True  # abstraction: also relate softmax ratios across samples (costly)
 
     def describe(self) -> str:
         if self.kind is ModeKind.LATTICE:
             return f"log-lattice encoding (pre-activations k*ln({self.base}), |k| <= {self.radius})"
         if self.kind is ModeKind.ABSTRACT:
-            return "monotone abstraction of the smooth activations"
+            return "monotone abstraction of the smooth activations" + (
+                "" if self.strong else " (per-sample softmax facts)")
         return "residual/phase encoding"
 
 
@@ -477,7 +479,7 @@ class _Builder:
                         continue
                     gap = Plus(zs[i], Times(Real(-1), zs[j]))
                     ratio_num, ratio_den = probabilities[i], probabilities[j]
-                    for other_gap, other_ratio in previous:
+                    for other_gap, other_ratio in (previous if self.mode.strong else []):
                         # p_i/p_j = exp(z_i - z_j) is increasing in the gap.
                         num, den = other_ratio
                         left, right = Times(ratio_num, den), Times(num, ratio_den)

@@ -42,7 +42,7 @@ from smtgrad.encoding import (
 from smtgrad.lognum import LogNumber
 from smtgrad.network import Evaluation, Parameters
 from smtgrad.rank import search
-from smtgrad.spec import LossKind, SampleRange, Spec, TargetKind, Verdict, entries
+from smtgrad.spec import Activation, LossKind, SampleRange, Spec, TargetKind, Verdict, entries
 from smtgrad.verify import Verification, verify
 from smtgrad.witness import Witness
 
@@ -226,13 +226,18 @@ class _Engine:
         return outcome
 
     def solve_smooth(self, spec: Spec, samples: int) -> _Outcome:
-        """Smooth units: abstraction for unsat, log lattices for exact witnesses."""
+        """Smooth units: abstraction for unsat; concretised and full log lattices, then
+        certified enclosures, for witnesses."""
         notes: list[str] = []
-        abstract = self.smt(spec, samples, Mode(ModeKind.ABSTRACT), self.slice(0.4, 30.0))
+        weak = spec.network.layers[-1].activation is Activation.SOFTMAX
+        abstract = self.smt(spec, samples, Mode(ModeKind.ABSTRACT, strong=not weak),
+                            self.slice(0.15, 3.0))
         if abstract.verdict is Verdict.UNSAT:
             return abstract
-        notes.append("the monotone abstraction is satisfiable (that proves nothing)"
-                     if abstract.verdict is Verdict.SAT else f"abstraction: {abstract.reason}")
+        outcome = self.concretised_lattice(spec, samples)
+        if outcome is not None:
+            return outcome
+        notes.append("no witness among the concretised lattice draws")
         bases = LATTICE_BASES
         for position, base in enumerate(bases):
             if self.expired():
@@ -243,26 +248,61 @@ class _Engine:
             except UnsupportedSpec as error:
                 notes.append(f"lattice: {error}")
                 break
-            outcome = self.smt(spec, samples, mode, self.slice(1 / (len(bases) - position), 30.0))
+            budget = self.slice(0.5 / (len(bases) - position), 20.0)
+            outcome = self.smt(spec, samples, mode, budget)
             if outcome.verdict is Verdict.SAT:
                 return outcome
             notes.append(f"no witness on the ln({base}) lattice"
                          + (f" ({outcome.reason})" if outcome.verdict is Verdict.UNKNOWN else ""))
-        if abstract.start is not None and not self.expired():
+        if not self.expired():
             outcome = self.enclose(spec, samples, abstract.start)
             if outcome is not None:
                 return outcome
-            notes.append("no certified enclosure near the abstraction's model")
+            notes.append("no certified enclosure found by interval Newton")
+        if (abstract.verdict is Verdict.UNKNOWN and (abstract.start is None or weak)
+                and not self.expired()):
+            retry = self.smt(spec, samples, Mode(ModeKind.ABSTRACT), self.remaining())
+            if retry.verdict is Verdict.UNSAT:
+                return retry
+            notes.append(f"abstraction: {retry.reason}")
+        else:
+            notes.append(f"abstraction: {abstract.reason}")
         return _Outcome(Verdict.UNKNOWN, "log lattices, abstraction and enclosures",
                         self.backend.version(), reason="; ".join(notes))
 
-    def enclose(self, spec: Spec, samples: int, start: Witness) -> _Outcome | None:
-        """Newton near the abstraction's model, then a Krawczyk certificate."""
+    def concretised_lattice(self, spec: Spec, samples: int) -> _Outcome | None:
+        """Many cheap draws: lower layers and inputs fixed, top layer solved on the lattice."""
+        from smtgrad.concretize import draws
+
+        budget = self.slice(0.35, 30.0)
+        stop = time.perf_counter() + (budget if budget is not None else 30.0)
+        self.progress(f"M={samples}: concretised log-lattice draws")
+        base = LATTICE_BASES[0]
+        mode = Mode(ModeKind.LATTICE, base, 2)
+        for attempt, candidate in enumerate(draws(spec, samples, base)):
+            if attempt >= 200 or time.perf_counter() > stop or self.expired():
+                return None
+            try:
+                check_supported(candidate, mode)
+            except UnsupportedSpec:
+                return None
+            outcome = self.smt(candidate, samples, mode, min(1.0, max(0.05, stop -
+                                                                     time.perf_counter())),
+                               verify_against=spec)
+            if outcome.verdict is Verdict.SAT:
+                return dataclasses.replace(outcome, method=(
+                    f"{outcome.method}, lower layers and inputs fixed by a random draw"))
+        return None
+
+    def enclose(self, spec: Spec, samples: int, start: Witness | None) -> _Outcome | None:
+        """Newton from the abstraction's model and random points, then a Krawczyk test."""
         from smtgrad import enclosure
 
         self.progress(f"M={samples}: searching a certified enclosure (interval Newton)")
-        point = enclosure.Point(start.parameters, start.inputs, start.targets)
-        budget = self.slice(1.0, 60.0) or 60.0
+        starts = [] if start is None else [enclosure.Point(start.parameters, start.inputs,
+                                                           start.targets)]
+        starts += enclosure.random_points(spec, samples, 40)
+        budget = self.slice(0.6, 60.0) or 60.0
         verified: list[tuple[Witness, Verification]] = []
 
         def accept(found: enclosure.Found) -> bool:
@@ -274,12 +314,12 @@ class _Engine:
                 verified.append((witness, check))
             return check.accepted
 
-        found = enclosure.search(spec, samples, [point], time.perf_counter() + budget,
+        found = enclosure.search(spec, samples, starts, time.perf_counter() + budget,
                                  accept=accept)
         if found is None:
             return None
         witness, check = verified[-1]
-        return _Outcome(Verdict.SAT, "interval Newton (Krawczyk) near the abstraction's model",
+        return _Outcome(Verdict.SAT, "interval Newton with a Krawczyk certificate",
                         "mpmath interval arithmetic", witness=witness, verification=check,
                         certificate="enclosure")
 
@@ -301,7 +341,7 @@ class _Engine:
                         "smtgrad exact linear algebra", witness=witness, verification=found[-1])
 
     def smt(self, spec: Spec, samples: int, mode: Mode = EXACT,
-            budget: float | None = None) -> _Outcome:
+            budget: float | None = None, verify_against: Spec | None = None) -> _Outcome:
         if self.expired():
             return _Outcome(Verdict.UNKNOWN, "none", "none",
                             reason=f"timeout after {self.options.timeout:g} s")
@@ -333,7 +373,7 @@ class _Engine:
                 start = None
             return _Outcome(Verdict.UNKNOWN, method, backend.version(), start=start,
                             reason="the abstraction is satisfiable (that proves nothing)")
-        return self.witness_from(spec, encoding, answer, method, backend)
+        return self.witness_from(verify_against or spec, encoding, answer, method, backend)
 
     def cross_check(self, spec: Spec, encoding: Encoding, samples: int, method: str,
                     reason: str) -> _Outcome:

@@ -1,0 +1,305 @@
+"""Differential tests of smtgrad.network.evaluate.
+
+The loss of a random small network is built as a sympy expression of symbols
+for every weight and bias (Piecewise for relu, leaky_relu and hardtanh, Abs for
+abs), differentiated symbolically, and evaluated at rational points away from
+the kinks: the gradients must equal smtgrad's exactly. Kinks are then tested
+one by one against the documented conventions (PyTorch's by default), and
+against PyTorch autograd itself when torch is installed.
+"""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+from typing import Any
+
+import pytest
+import sympy
+
+from smtgrad.network import Parameters, evaluate
+from smtgrad.spec import (
+    Activation,
+    Conventions,
+    Layer,
+    Loss,
+    LossKind,
+    Network,
+    Reduction,
+)
+
+F = Fraction
+PIECEWISE = [Activation.LINEAR, Activation.RELU, Activation.LEAKY_RELU, Activation.ABS,
+             Activation.HARDTANH]
+
+
+def sym_activation(layer: Layer, u: Any) -> Any:
+    act = layer.activation
+    if act is Activation.LINEAR:
+        return u
+    if act is Activation.RELU:
+        return sympy.Piecewise((u, u > 0), (0, True))
+    if act is Activation.LEAKY_RELU:
+        slope = sympy.Rational(layer.slope.numerator, layer.slope.denominator)
+        return sympy.Piecewise((u, u > 0), (slope * u, True))
+    if act is Activation.ABS:
+        return sympy.Abs(u)
+    if act is Activation.HARDTANH:
+        return sympy.Piecewise((-1, u < -1), (1, u > 1), (u, True))
+    raise ValueError(act)
+
+
+def kinks_of(act: Activation) -> tuple[int, ...]:
+    return {Activation.RELU: (0,), Activation.LEAKY_RELU: (0,), Activation.ABS: (0,),
+            Activation.HARDTANH: (-1, 1)}.get(act, ())
+
+
+def q(value: Fraction) -> sympy.Rational:
+    return sympy.Rational(value.numerator, value.denominator)
+
+
+def random_case(rng: random.Random) -> dict[str, Any]:
+    inputs = rng.randint(1, 2)
+    hidden = [Layer(rng.randint(1, 3), rng.choice(PIECEWISE), F(rng.choice([1, 1, 2, 3]),
+                                                                  rng.choice([10, 5, 4])))
+              for _ in range(rng.randint(1, 2))]
+    output = Layer(rng.randint(1, 2), rng.choice([Activation.LINEAR] * 3 + PIECEWISE))
+    network = Network(inputs, (*hidden, output))
+    loss = Loss(LossKind.MSE, rng.choice([Reduction.MEAN, Reduction.SUM]),
+                rng.choice([F(1), F(1, 2), F(3)]))
+    samples = rng.randint(1, 4)
+    return {"network": network, "loss": loss, "samples": samples}
+
+
+def draw(rng: random.Random) -> Fraction:
+    return F(rng.randint(-9, 9), rng.choice([1, 2, 3, 4, 7]))
+
+
+def sym_loss(network: Network, loss: Loss, xs: list[list[Fraction]],
+             ys: list[list[Fraction]]) -> tuple[Any, dict[str, Any], list[list[Any]]]:
+    """The batch loss as a sympy expression of the parameter symbols."""
+    symbols: dict[str, Any] = {}
+    weights, biases = [], []
+    previous = network.inputs
+    for l, layer in enumerate(network.layers, start=1):
+        w = [[sympy.Symbol(f"W{l}_{j}_{i}", real=True) for i in range(previous)]
+             for j in range(layer.units)]
+        b = [sympy.Symbol(f"b{l}_{j}", real=True) for j in range(layer.units)]
+        for j in range(layer.units):
+            symbols[f"b{l}[{j}]"] = b[j]
+            for i in range(previous):
+                symbols[f"W{l}[{j},{i}]"] = w[j][i]
+        weights.append(w)
+        biases.append(b)
+        previous = layer.units
+    total = sympy.Integer(0)
+    pre_activations: list[list[Any]] = []  # every pre-activation, to stay off the kinks
+    for x, y in zip(xs, ys, strict=True):
+        a = [q(v) for v in x]
+        for l, layer in enumerate(network.layers):
+            u = [sum((weights[l][j][i] * a[i] for i in range(len(a))), sympy.Integer(0))
+                 + biases[l][j] for j in range(layer.units)]
+            pre_activations.append([(layer.activation, uj) for uj in u])
+            a = [sym_activation(layer, uj) for uj in u]
+        total += sum(((aj - q(yj)) ** 2 for aj, yj in zip(a, y, strict=True)), sympy.Integer(0))
+    outputs = network.outputs
+    if loss.reduction is Reduction.MEAN:
+        factor = q(loss.scale) / (len(xs) * outputs)
+    else:
+        factor = q(loss.scale)
+    return factor * total, symbols, pre_activations
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_gradients_match_sympy(seed: int) -> None:
+    rng = random.Random(seed)
+    case = random_case(rng)
+    network, loss, samples = case["network"], case["loss"], case["samples"]
+    xs = [[draw(rng) for _ in range(network.inputs)] for _ in range(samples)]
+    ys = [[draw(rng) for _ in range(network.outputs)] for _ in range(samples)]
+    expression, symbols, pre = sym_loss(network, loss, xs, ys)
+    # A rational point whose pre-activations all stay off the kinks.
+    for _ in range(200):
+        values = {name: draw(rng) for name in symbols}
+        point = {symbols[name]: q(value) for name, value in values.items()}
+        if all(sympy.sympify(u).subs(point) not in kinks_of(act) for row in pre
+               for act, u in row):
+            break
+    else:
+        pytest.fail("no point off the kinks")
+    shapes = network.parameter_shapes()
+
+    def block(name: str) -> Any:
+        shape = shapes[name]
+        if len(shape) == 2:
+            return tuple(tuple(values[f"{name}[{j},{i}]"] for i in range(shape[1]))
+                         for j in range(shape[0]))
+        return tuple(values[f"{name}[{j}]"] for j in range(shape[0]))
+
+    depth = network.depth
+    params = Parameters(tuple(block(f"W{l}") for l in range(1, depth + 1)),
+                        tuple(block(f"b{l}") for l in range(1, depth + 1)))
+    result = evaluate(network, loss, Conventions(), params, [tuple(x) for x in xs],
+                      [tuple(y) for y in ys])
+    assert result.kinks == ()
+    assert q(F(result.loss)) == expression.subs(point)
+    for name, symbol in symbols.items():
+        derivative = sympy.diff(expression, symbol).subs(point)
+        block_name, index = name.split("[")
+        indices = tuple(int(v) for v in index.rstrip("]").split(","))
+        mine: Any = result.gradients[block_name]
+        for position in indices:
+            mine = mine[position]
+        assert type(mine) is Fraction
+        assert q(mine) == sympy.nsimplify(derivative), (name, mine, derivative)
+
+
+def test_random_cases_cover_every_activation() -> None:
+    seen = set()
+    for seed in range(24):
+        case = random_case(random.Random(seed))
+        seen.update(layer.activation for layer in case["network"].layers)
+        assert 2 <= case["network"].depth <= 3
+    assert seen == set(PIECEWISE)
+
+
+# ----------------------------------------------------------------------------------------
+# Kinks and conventions.
+
+ONE_ONE_ONE = "relu"
+
+
+def kink_gradient(activation: Activation, u: Fraction, convention: int,
+                  slope: Fraction = F(1, 10)) -> Any:
+    """dL/db1 for one sample with pre-activation u, W2 = 1 and residual 1 (M = 1, mean MSE)."""
+    network = Network(1, (Layer(1, activation, slope), Layer(1, Activation.LINEAR)))
+    params = Parameters(weights=(((F(1),),), ((F(1),),)), biases=((u,), (F(0),)))
+    # x = 0, so u = b1; yhat = g(u); y = yhat - 1 so that r = 1.
+    probe = evaluate(network, Loss(), Conventions(convention), params, [(F(0),)], [(F(0),)])
+    yhat = probe.predictions[0][0]
+    result = evaluate(network, Loss(), Conventions(convention), params, [(F(0),)],
+                      [(yhat - 1,)])
+    assert result.residuals == ((F(1),),)
+    return result
+
+
+@pytest.mark.parametrize(("activation", "u", "default", "one"), [
+    (Activation.RELU, F(0), F(0), F(1)),
+    (Activation.LEAKY_RELU, F(0), F(1, 10), F(1)),
+    (Activation.ABS, F(0), F(0), F(1)),
+    (Activation.HARDTANH, F(1), F(0), F(1)),
+    (Activation.HARDTANH, F(-1), F(0), F(1)),
+])
+def test_derivative_at_kink(activation: Activation, u: Fraction, default: Fraction,
+                            one: Fraction) -> None:
+    # dL/db1 = (2/M) * r * W2 * g'(u) = 2 g'(u).
+    zero_convention = kink_gradient(activation, u, 0)
+    one_convention = kink_gradient(activation, u, 1)
+    assert zero_convention.gradients["b1"] == (2 * default,)
+    assert one_convention.gradients["b1"] == (2 * one,)
+    # The value at the kink does not depend on the convention, and the kink is reported.
+    assert zero_convention.predictions == one_convention.predictions
+    assert len(zero_convention.kinks) == 1
+    kink = zero_convention.kinks[0]
+    assert (kink.layer, kink.sample, kink.unit, kink.point) == (1, 0, 0, u)
+
+
+@pytest.mark.parametrize(("activation", "u", "slope"), [
+    (Activation.RELU, F(1, 3), F(1)), (Activation.RELU, F(-1, 3), F(0)),
+    (Activation.LEAKY_RELU, F(-1, 3), F(1, 10)), (Activation.LEAKY_RELU, F(2), F(1)),
+    (Activation.ABS, F(-1, 3), F(-1)), (Activation.ABS, F(1, 3), F(1)),
+    (Activation.HARDTANH, F(3, 2), F(0)), (Activation.HARDTANH, F(-3, 2), F(0)),
+    (Activation.HARDTANH, F(1, 2), F(1)), (Activation.LINEAR, F(0), F(1)),
+])
+def test_derivative_off_kink_ignores_convention(activation: Activation, u: Fraction,
+                                                slope: Fraction) -> None:
+    for convention in (0, 1):
+        result = kink_gradient(activation, u, convention)
+        assert result.gradients["b1"] == (2 * slope,)
+        assert result.kinks == ()
+
+
+def test_leaky_slope_is_used() -> None:
+    assert kink_gradient(Activation.LEAKY_RELU, F(0), 0, F(3, 7)).gradients["b1"] == (F(6, 7),)
+    assert kink_gradient(Activation.LEAKY_RELU, F(-2), 1, F(3, 7)).gradients["b1"] == (
+        F(6, 7),)
+
+
+def test_seed_kink_convention_changes_the_answer() -> None:
+    """specs/kink_convention.yaml: sample 0 on the kink, only it has a residual."""
+    network = Network(1, (Layer(1, Activation.RELU), Layer(1, Activation.LINEAR)))
+    params = Parameters(weights=(((F(1),),), ((F(1, 2),),)), biases=((F(0),), (F(-2),)))
+    xs, ys = [(F(0),), (F(-1),)], [(F(-3),), (F(-2),)]
+    zero = evaluate(network, Loss(), Conventions(0), params, xs, ys)
+    one = evaluate(network, Loss(), Conventions(1), params, xs, ys)
+    assert zero.gradients["b1"] == (F(0),)
+    assert one.gradients["b1"] == (F(1, 2),)  # (2/2) * 1 * (1/2) * 1
+    assert zero.gradients["W2"] == one.gradients["W2"] == ((F(0),),)
+
+
+def test_loss_scale_and_reduction() -> None:
+    network = Network(1, (Layer(1, Activation.LINEAR),))
+    params = Parameters(weights=(((F(2),),),), biases=((F(0),),))
+    xs, ys = [(F(1),), (F(2),)], [(F(0),), (F(0),)]
+    mean = evaluate(network, Loss(), Conventions(), params, xs, ys)
+    total = evaluate(network, Loss(reduction=Reduction.SUM), Conventions(), params, xs, ys)
+    half = evaluate(network, Loss(reduction=Reduction.SUM, scale=F(1, 2)), Conventions(),
+                    params, xs, ys)
+    assert (mean.loss, total.loss, half.loss) == (F(10), F(20), F(10))
+    assert mean.gradients["W1"] == ((F(10),),)  # (2/2) * (2*1 + 4*2)
+    assert total.gradients["W1"] == ((F(20),),)
+    assert half.gradients["W1"] == ((F(10),),)
+
+
+# ----------------------------------------------------------------------------------------
+# PyTorch autograd: the default convention is PyTorch's, at and off the kinks.
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matches_torch_autograd(seed: int) -> None:
+    torch = pytest.importorskip("torch")
+    functions = {Activation.LINEAR: lambda t: t, Activation.RELU: torch.relu,
+                 Activation.ABS: torch.abs, Activation.HARDTANH: torch.nn.functional.hardtanh}
+    rng = random.Random(1000 + seed)
+    case = random_case(rng)
+    network, loss, samples = case["network"], case["loss"], case["samples"]
+
+    def torch_act(layer: Layer, t: Any) -> Any:
+        if layer.activation is Activation.LEAKY_RELU:
+            return torch.nn.functional.leaky_relu(t, float(layer.slope))
+        return functions[layer.activation](t)
+
+    # Small integers put many pre-activations exactly on kinks: PyTorch's rules apply.
+    def small() -> Fraction:
+        return F(rng.randint(-2, 2))
+
+    shapes = network.parameter_shapes()
+    values = {name: [[small() for _ in range(s[1])] for _ in range(s[0])] if len(s) == 2
+              else [small() for _ in range(s[0])] for name, s in shapes.items()}
+    xs = [[small() for _ in range(network.inputs)] for _ in range(samples)]
+    ys = [[small() for _ in range(network.outputs)] for _ in range(samples)]
+    tensors = {name: torch.tensor([[float(v) for v in row] for row in value] if
+                                  isinstance(value[0], list) else [float(v) for v in value],
+                                  dtype=torch.float64, requires_grad=True)
+               for name, value in values.items()}
+    a = torch.tensor([[float(v) for v in row] for row in xs], dtype=torch.float64)
+    for l, layer in enumerate(network.layers, start=1):
+        a = torch_act(layer, a @ tensors[f"W{l}"].T + tensors[f"b{l}"])
+    target = torch.tensor([[float(v) for v in row] for row in ys], dtype=torch.float64)
+    value = torch.nn.functional.mse_loss(a, target, reduction=loss.reduction.value)
+    (value * float(loss.scale)).backward()
+
+    depth = network.depth
+    params = Parameters(
+        tuple(tuple(tuple(row) for row in values[f"W{l}"]) for l in range(1, depth + 1)),
+        tuple(tuple(values[f"b{l}"]) for l in range(1, depth + 1)))
+    result = evaluate(network, loss, Conventions(), params, [tuple(x) for x in xs],
+                      [tuple(y) for y in ys])
+    assert float(result.loss) == pytest.approx(float(value) * float(loss.scale), abs=1e-12)
+    for name, tensor in tensors.items():
+        expected = tensor.grad.tolist()
+        mine = result.gradients[name]
+        flat_expected = [v for row in expected for v in row] if isinstance(expected[0], list) \
+            else expected
+        flat_mine = [v for row in mine for v in row] if isinstance(mine[0], tuple) else list(mine)
+        assert [float(v) for v in flat_mine] == pytest.approx(flat_expected, abs=1e-12), name
