@@ -24,6 +24,7 @@ bench/results/ (git-ignored) unless --out is given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import fnmatch
 import json
@@ -66,10 +67,9 @@ def _worker_smtgrad(workload: Workload, timeout: float) -> dict[str, Any]:
     from smtgrad.spec import parse_spec
     from smtgrad.verify import verify
 
-    try:  # the z3 backend is imported lazily by smtgrad; load it before the clock starts
-        import smtgrad.backends.z3_backend  # noqa: F401
-    except Exception:  # pragma: no cover - still measured if this fails
-        pass
+    # The z3 backend is imported lazily by smtgrad; load it before the clock starts.
+    with contextlib.suppress(Exception):
+        import smtgrad.backends.z3_backend
     imports = time.perf_counter() - started
 
     import smtgrad
@@ -111,8 +111,8 @@ def _worker_smtgrad(workload: Workload, timeout: float) -> dict[str, Any]:
 def _worker_baseline(workload: Workload, timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
     import z3
-
     from baseline import BaselineUnsupported, solve_baseline_model, solve_baseline_range
+
     from smtgrad.spec import parse_spec
 
     imports = time.perf_counter() - started
@@ -542,14 +542,15 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], help_info: dict[s
         "measurement's load is in results.json).",
         "",
         "Baseline: `bench/baseline.py`, the direct z3 encoding (targets as unknowns, `If` "
-        "terms for activations and derivatives, `Distinct` inputs); its sat models are "
-        "checked with smtgrad's exact verifier.",
+        "terms for activations and derivatives, `Distinct` inputs); its sat models at a fixed M "
+        "are checked with smtgrad's exact verifier (results.json, baseline.reverified).",
         "",
     ]
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], path: Path, baseline_timeout: float) -> str:
+def plot(rows: list[dict[str, Any]], path: Path, baseline_timeout: float,
+         smtgrad_timeout: float) -> str:
     """Time against M (seed, generic) and against width (1 hidden layer); log scale."""
     try:
         import matplotlib
@@ -569,15 +570,19 @@ def plot(rows: list[dict[str, Any]], path: Path, baseline_timeout: float) -> str
         xs = [x for x, _ in points]
         ours = [r["smtgrad_seconds"] if r["verdict"] in ("sat", "unsat") else None
                 for _, r in points]
-        ax.plot([x for x, y in zip(xs, ours) if y], [y for y in ours if y],
+        ax.plot([x for x, y in zip(xs, ours, strict=True) if y], [y for y in ours if y],
                 marker=marker, linestyle=linestyle, color="tab:blue",
                 label=f"smtgrad{label}")
         solved = [(x, r["baseline_seconds"]) for x, r in points
                   if r["baseline_verdict"] in ("sat", "unsat")]
         timed = [x for x, r in points if r["baseline_text"].startswith("timeout")]
+        unsolved = [x for x, r in points if r["verdict"] not in ("sat", "unsat", "skipped")]
+        if unsolved:
+            ax.scatter(unsolved, [smtgrad_timeout] * len(unsolved), marker="x", s=70,
+                       color="tab:blue", label=f"smtgrad unknown (>{smtgrad_timeout:g} s){label}")
         if solved:
-            ax.plot(*zip(*solved), marker=marker, linestyle=linestyle, color="tab:red",
-                    label=f"baseline{label}")
+            ax.plot([x for x, _ in solved], [y for _, y in solved], marker=marker,
+                    linestyle=linestyle, color="tab:red", label=f"baseline{label}")
         if timed:
             ax.scatter(timed, [baseline_timeout] * len(timed), marker="^", color="tab:red",
                        facecolors="none", s=70,
@@ -708,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "results.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
     (out / "results.md").write_text(markdown(rows, info, help_info, args))
-    print(plot(rows, out / "results.png", args.baseline_timeout))
+    print(plot(rows, out / "results.png", args.baseline_timeout, args.timeout))
     print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
     problems = [row["workload"] for row in rows
                 if any(flag.split()[0] in ("UNKNOWN", "ERROR", "CRASHED", "KILLED", "UNEXPECTED",

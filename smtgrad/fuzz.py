@@ -50,6 +50,7 @@ from smtgrad.engine import Result, SolveOptions, WitnessRejected, solve
 from smtgrad.network import Evaluation, Parameters, evaluate, kink_points
 from smtgrad.spec import (
     Activation,
+    Layer,
     Loss,
     LossKind,
     Reduction,
@@ -327,7 +328,7 @@ class FuzzConfig:
     backend: str = "z3"
     smooth: bool = False
     points: int = 2000
-    search_seconds: float = 8.0
+    search_seconds: float = 6.0
     torch: bool = True
     cross_sat: bool = True
 
@@ -400,6 +401,19 @@ def torch_available() -> bool:
     return True
 
 
+def _kink_one(torch: Any, layer: Layer, u: Any) -> Any:
+    """An activation whose autograd derivative at a kink is the slope of the linear piece."""
+    act = layer.activation
+    if act is Activation.RELU:
+        return torch.where(u >= 0, u, u * 0)
+    if act is Activation.LEAKY_RELU:
+        return torch.where(u >= 0, u, u * float(layer.slope))
+    if act is Activation.ABS:
+        return torch.where(u >= 0, u, -u)
+    # hardtanh: the middle piece owns both kinks.
+    return torch.where(u < -1, u * 0 - 1, torch.where(u > 1, u * 0 + 1, u))
+
+
 def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[Replay, str]:
     """Replay a verified witness in PyTorch float64 autograd and compare the zero pattern.
 
@@ -414,8 +428,7 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
     except ImportError:
         return Replay.SKIPPED, "torch is not installed"
     network = spec.network
-    if spec.conventions.relu_grad_at_zero == 1 and evaluation.kinks:
-        return Replay.SKIPPED, "relu_grad_at_zero: 1 with samples on a kink (PyTorch uses 0)"
+    kink_one = spec.conventions.relu_grad_at_zero == 1
     try:
         weights = [_floats(w) for w in witness.parameters.weights]
         biases = [_floats(b) for b in witness.parameters.biases]
@@ -469,6 +482,10 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
         act = layer.activation
         if act is Activation.LINEAR:
             h = u
+        elif kink_one and kinks:
+            # relu_grad_at_zero: 1 -- the kink takes the slope of the linear piece. Built
+            # from torch.where, whose gradient follows the branch taken.
+            h = _kink_one(torch, layer, u)
         elif act is Activation.RELU:
             h = F.relu(u)
         elif act is Activation.LEAKY_RELU:
@@ -790,6 +807,8 @@ def _check_sat(spec: Spec, config: FuzzConfig, result: Result, report: CaseRepor
     if config.torch:
         replay, why = torch_replay(spec, witness, result.evaluation)
         report.replay = replay
+        if replay is Replay.SKIPPED:
+            report.details.append(f"torch skipped: {why}")
         if replay is Replay.DISAGREE:
             report.category = Category.DISAGREEMENT
             report.details.append(f"torch: {why}")
@@ -797,7 +816,7 @@ def _check_sat(spec: Spec, config: FuzzConfig, result: Result, report: CaseRepor
         elif replay is Replay.AMBIGUOUS:
             report.details.append(f"float-ambiguous: {why}")
     if config.cross_sat and report.category is Category.SAT_VERIFIED:
-        other = _solve_quietly(spec, SolveOptions(timeout=config.timeout,
+        other = _solve_quietly(spec, SolveOptions(timeout=config.timeout / 2,
                                                   backend=config.other_backend,
                                                   fast_path=False), report)
         if other is not None and other.verdict is Verdict.UNSAT:
@@ -945,7 +964,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="also sigmoid/tanh/softmax units and bce/cross_entropy losses")
     parser.add_argument("--points", type=int, default=2000,
                         help="random points tried against each unsat")
-    parser.add_argument("--search-seconds", type=float, default=8.0,
+    parser.add_argument("--search-seconds", type=float, default=6.0,
                         help="time cap of the random search per unsat")
     parser.add_argument("--no-torch", action="store_true", help="skip the autograd replay")
     parser.add_argument("--no-cross-sat", action="store_true",
