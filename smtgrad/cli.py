@@ -154,8 +154,8 @@ def check(
     with _errors_to_exit_codes():
         from smtgrad.report import check_json, render_check
         from smtgrad.spec import load_spec, parse_yaml
-        from smtgrad.verify import verify
-        from smtgrad.witness import WitnessError, witness_from_json, witness_to_json
+        from smtgrad.verify import enclosed_coordinates, verify
+        from smtgrad.witness import WitnessError, witness_from_json
 
         spec = load_spec(spec_path)
         if not witness_path.is_file():
@@ -167,7 +167,7 @@ def check(
         witness = witness_from_json(parse_yaml(text, str(witness_path)), spec.network,
                                     spec.targets)
         verification = verify(spec, witness)
-        enclosed = "[" in json.dumps(witness_to_json(witness, spec.network))
+        enclosed = bool(enclosed_coordinates(witness))
         if output is OutputFormat.JSON:
             typer.echo(json.dumps(check_json(spec, verification, enclosed), indent=2))
         else:

@@ -53,7 +53,8 @@ def _all_values(witness: Witness) -> list[Any]:
     return values
 
 
-def _enclosed(witness: Witness) -> list[tuple[str, tuple[int, ...]]]:
+def enclosed_coordinates(witness: Witness) -> list[tuple[str, tuple[int, ...]]]:
+    """Entries of the witness given as enclosures "[lo, hi]" rather than exact values."""
     found = []
     blocks = [(f"W{i + 1}", w) for i, w in enumerate(witness.parameters.weights)]
     blocks += [(f"b{i + 1}", b) for i, b in enumerate(witness.parameters.biases)]
@@ -85,7 +86,7 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
     if not spec.samples.min <= samples <= spec.samples.max:
         failures.append(f"the witness has {samples} samples; the spec asks for "
                         f"{spec.samples.min}..{spec.samples.max}")
-    enclosed = _enclosed(witness)
+    enclosed = enclosed_coordinates(witness)
     certified = False
     values: Any = witness
     try:
