@@ -187,7 +187,8 @@ def export(
 ) -> None:
     """Print the SMT-LIB 2 script of the query that `solve` sends to the solver."""
     with _errors_to_exit_codes():
-        from smtgrad.encoding import UnsupportedSpec, check_supported, encode
+        from smtgrad.encoding import check_supported, encode
+        from smtgrad.modes import UnsupportedSpec
         from smtgrad.smtlib import to_smtlib
         from smtgrad.spec import load_spec
 

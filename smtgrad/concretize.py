@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.encoding import SMOOTH
 from smtgrad.lognum import LogNumber
+from smtgrad.modes import SMOOTH
 from smtgrad.spec import Spec
 
 

@@ -26,7 +26,6 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -166,7 +165,7 @@ class Dual:
             return NotImplemented
         return o / self
 
-    def _compare(self, other: object) -> int:
+    def _compare(self, other: object) -> int | None:
         o = self._lift(other)
         if o is None:
             raise TypeError(f"cannot compare with {type(other).__name__}")
@@ -176,23 +175,23 @@ class Dual:
         return self._certain(other) < 0
 
     def __le__(self, other: object) -> bool:
-        return self._certain(other, allow_zero=True) <= 0
+        return self._certain(other) <= 0
 
     def __gt__(self, other: object) -> bool:
         return self._certain(other) > 0
 
     def __ge__(self, other: object) -> bool:
-        return self._certain(other, allow_zero=True) >= 0
+        return self._certain(other) >= 0
 
-    def __eq__(self, other: object) -> bool:  # type: ignore[override]
-        return self._certain(other, allow_zero=True) == 0
+    def __eq__(self, other: object) -> bool:
+        return self._certain(other) == 0
 
-    def __ne__(self, other: object) -> bool:  # type: ignore[override]
+    def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
     __hash__ = None  # type: ignore[assignment]
 
-    def _certain(self, other: object, allow_zero: bool = False) -> int:
+    def _certain(self, other: object) -> int:
         sign = self._compare(other)
         if sign is None:
             raise Ambiguous(f"cannot decide a comparison of {self} with {other} over the box")
@@ -212,7 +211,7 @@ def _sign(value: Any) -> int | None:
         if value.a == 0 and value.b == 0:
             return 0
         return None
-    return (value > 0) - (value < 0)
+    return int((value > 0) - (value < 0))
 
 
 def _to_fraction(value: Any) -> Fraction:
@@ -436,7 +435,7 @@ def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
                                      start=iv.mpf(0))
             for j in range(n):
                 m_ij = (iv.mpf(1) if i == j else iv.mpf(0)) - sum(
-                    (y_iv[i][l] * jac_box[l][j] for l in range(n)), start=iv.mpf(0))
+                    (y_iv[i][q] * jac_box[q][j] for q in range(n)), start=iv.mpf(0))
                 k_i = k_i + m_ij * (box_iv[j] - centre_iv[j])
             if not (k_i.a > box_iv[i].a and k_i.b < box_iv[i].b):
                 return False, f"Krawczyk operator leaves the box in coordinate {i}"
@@ -669,7 +668,7 @@ def _certify_subset(spec: Spec, start: Point, free: Sequence[Coordinate], soluti
         box = []
         for value in refined:
             centre = _round(_to_fraction(value), down=True)
-            radius = width * max(1, abs(centre))
+            radius = width * max(Fraction(1), abs(centre))
             box.append(Enclosure(_round(centre - radius, True), _round(centre + radius, False)))
         ok, _ = krawczyk(spec, point, unknowns, box)
         if ok:

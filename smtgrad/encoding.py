@@ -31,7 +31,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from fractions import Fraction
 from typing import Any
 
@@ -59,6 +58,7 @@ from pysmt.shortcuts import (
 from pysmt.typing import BOOL, REAL
 
 from smtgrad.expr import Algebra, Ref, evaluate_condition, references
+from smtgrad.modes import EXACT, SMOOTH, Mode, ModeKind, UnsupportedSpec, is_smooth
 from smtgrad.spec import (
     Activation,
     Layer,
@@ -69,46 +69,6 @@ from smtgrad.spec import (
     entries,
     normalize_ref,
 )
-
-SMOOTH = frozenset({Activation.SIGMOID, Activation.TANH, Activation.SOFTMAX})
-
-
-class UnsupportedSpec(ValueError):
-    """A spec the chosen encoding cannot express."""
-
-
-class ModeKind(Enum):
-    """Which encoding of the activations."""
-
-    EXACT = "exact"
-    LATTICE = "lattice"
-    ABSTRACT = "abstract"
-
-
-@dataclass(frozen=True)
-class Mode:
-    """Encoding mode; ``base`` and ``radius`` describe the lattice k*ln(base), |k| <= radius."""
-
-    kind: ModeKind = ModeKind.EXACT
-    base: Fraction = Fraction(2)
-    radius: int = 3
-    strong: bool = True  # abstraction: also relate softmax ratios across samples (costly)
-
-    def describe(self) -> str:
-        if self.kind is ModeKind.LATTICE:
-            return f"log-lattice encoding (pre-activations k*ln({self.base}), |k| <= {self.radius})"
-        if self.kind is ModeKind.ABSTRACT:
-            return "monotone abstraction of the smooth activations" + (
-                "" if self.strong else " (per-sample softmax facts)")
-        return "residual/phase encoding"
-
-
-EXACT = Mode()
-
-
-def is_smooth(spec: Spec) -> bool:
-    """Whether the network has a sigmoid, tanh or softmax layer."""
-    return any(layer.activation in SMOOTH for layer in spec.network.layers)
 
 
 @dataclass(frozen=True)
@@ -575,6 +535,7 @@ class _Builder:
         self.query(gradients, shapes)
         if spec.generic:
             self.generic(params, inputs, pre)
+        self.symmetry(params, inputs)
         loss_unencoded = self.assumptions(params, inputs, targets, predictions, residuals)
         return Encoding(
             spec=spec,
@@ -647,6 +608,33 @@ class _Builder:
                 target.block])
             self.assertions.append(Or([Not(Equals(entry(target.block, index), Real(0)))
                                        for index in indices]))
+
+    def symmetry(self, params: dict[str, Any], inputs: list[list[FNode]]) -> None:
+        """Symmetry breaking that keeps every answer (sat and unsat) the same.
+
+        * Samples are exchangeable when nothing refers to a particular sample (no
+          fixed X or Y, no assumptions): gradients are sums over samples, so any
+          witness can be reordered to have sorted first input coordinates.
+        * Hidden units of a layer are exchangeable when the query names whole
+          blocks only and nothing fixes or constrains that layer's parameters:
+          permuting units (rows of W_l and b_l, columns of W_{l+1}) permutes the
+          gradients, so the biases can be taken sorted.
+        """
+        spec = self.spec
+        if self.mode.kind is not ModeKind.EXACT or spec.assume:
+            return
+        if "X" not in spec.fixed and "Y" not in spec.fixed:
+            for m in range(len(inputs) - 1):
+                self.assertions.append(LE(inputs[m][0], inputs[m + 1][0]))
+        if any(target.index is not None for target in (*spec.query.zero, *spec.query.nonzero)):
+            return
+        for layer in range(1, spec.network.depth):
+            names = (f"W{layer}", f"b{layer}", f"W{layer + 1}")
+            if any(name in spec.fixed for name in names):
+                continue
+            bias = params[f"b{layer}"]
+            for j in range(len(bias) - 1):
+                self.assertions.append(LE(bias[j], bias[j + 1]))
 
     def generic(self, params: dict[str, Any], inputs: list[list[FNode]],
                 pre: list[list[list[FNode]]]) -> None:

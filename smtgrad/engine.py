@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smtgrad.backends import (
     Backend,
@@ -29,24 +29,21 @@ from smtgrad.backends import (
     SolverStatus,
     get_backend,
 )
-from smtgrad.encoding import (
-    EXACT,
-    Encoding,
-    Mode,
-    ModeKind,
-    UnsupportedSpec,
-    check_supported,
-    encode,
-    is_smooth,
-)
 from smtgrad.lognum import LogNumber
+from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
 from smtgrad.network import Evaluation, Parameters
 from smtgrad.rank import search
 from smtgrad.spec import Activation, LossKind, SampleRange, Spec, TargetKind, Verdict, entries
 from smtgrad.verify import Verification, verify
 from smtgrad.witness import Witness
 
+if TYPE_CHECKING:
+    from smtgrad.encoding import Encoding
+
 Progress = Callable[[str], None]
+
+#: Up to this M the complete solver runs before the (sat-only) rank criterion.
+SMALL_M = 4
 
 #: Bases beta of the log lattices tried, in order, and the largest |k| of k*ln(beta).
 LATTICE_BASES = (Fraction(2), Fraction(3), Fraction(3, 2), Fraction(5), Fraction(4, 3))
@@ -191,6 +188,8 @@ class _Engine:
         return max(0.05, min(cap, remaining * share))
 
     def solve_at(self, samples: int) -> _Outcome:
+        from smtgrad.encoding import check_supported  # pysmt: imported only when needed
+
         spec = self.spec.with_samples(samples)
         if is_smooth(spec) or spec.loss.kind is not LossKind.MSE:
             return self.solve_smooth(spec, samples)
@@ -198,36 +197,60 @@ class _Engine:
             check_supported(spec)
         except UnsupportedSpec as error:
             return _Outcome(Verdict.UNKNOWN, "none", "none", reason=str(error))
-        if self.options.fast_path:
-            outcome = self.fast_path(spec, samples)
-            if outcome is not None:
-                return outcome
         bound = reduction_bound(spec) if self.options.reduction else None
         if bound is not None and samples > bound and not spec.generic:
-            self.progress(f"M={samples}: reducing to M={bound} (sample-reduction lemma)")
-            reduced = self.smt(spec.with_samples(bound), bound)
-            if reduced.verdict is Verdict.UNSAT:
-                return dataclasses.replace(reduced, all_samples=True, reason=(
-                    f"{reduced.reason}; by sample reduction every witness reduces to at most "
-                    f"{bound} samples and pads with zero-residual copies, so no M works"))
-            if reduced.verdict is Verdict.SAT and reduced.witness is not None:
-                padded = _pad(reduced.witness, spec, samples)
-                check = self.accept(spec, padded)
-                if not check.accepted:
-                    raise WitnessRejected(f"{reduced.method} (padded)", check.failures)
-                return dataclasses.replace(reduced, witness=padded, verification=check,
-                                           method=f"{reduced.method}, padded from M={bound}")
+            outcome = self.reduced(spec, samples, bound)
+            if outcome.verdict is Verdict.SAT and self.options.fast_path:
+                # Sat is settled; prefer a witness with distinct samples to a padded one.
+                fast = self.fast_path(spec, samples)
+                if fast is not None:
+                    return fast
+            if outcome.verdict is not Verdict.UNKNOWN:
+                return outcome
+        elif samples <= SMALL_M:
+            # Small problems: the complete solver is quickest, and settles unsat at once.
+            outcome = self.smt(spec, samples, budget=self.slice(0.25, 1.0))
+            if outcome.verdict is not Verdict.UNKNOWN:
+                return self.all_samples_if_reducible(outcome, spec, samples, bound)
+        if self.options.fast_path:
+            fast = self.fast_path(spec, samples)
+            if fast is not None:
+                return fast
         outcome = self.smt(spec, samples)
+        return self.all_samples_if_reducible(outcome, spec, samples, bound)
+
+    def all_samples_if_reducible(self, outcome: _Outcome, spec: Spec, samples: int,
+                                 bound: int | None) -> _Outcome:
+        """Unsat at M >= D (no genericity) is unsat for every M, by sample reduction."""
         if (outcome.verdict is Verdict.UNSAT and bound is not None and samples >= bound
                 and not spec.generic):
-            outcome = dataclasses.replace(outcome, all_samples=True, reason=(
+            return dataclasses.replace(outcome, all_samples=True, reason=(
                 f"{outcome.reason}; M={samples} >= {bound} queried entries, so by sample "
                 f"reduction no M works"))
         return outcome
 
+    def reduced(self, spec: Spec, samples: int, bound: int) -> _Outcome:
+        """Decide M > D at M = D: unsat there is unsat for all M; sat pads up to M."""
+        self.progress(f"M={samples}: reducing to M={bound} (sample-reduction lemma)")
+        reduced = self.smt(spec.with_samples(bound), bound, budget=self.slice(0.5, 30.0))
+        if reduced.verdict is Verdict.UNSAT:
+            return dataclasses.replace(reduced, all_samples=True, reason=(
+                f"{reduced.reason}; by sample reduction every witness reduces to at most "
+                f"{bound} samples and pads with zero-residual copies, so no M works"))
+        if reduced.verdict is Verdict.SAT and reduced.witness is not None:
+            padded = _pad(reduced.witness, spec, samples)
+            check = self.accept(spec, padded)
+            if not check.accepted:
+                raise WitnessRejected(f"{reduced.method} (padded)", check.failures)
+            return dataclasses.replace(reduced, witness=padded, verification=check,
+                                       method=f"{reduced.method}, padded from M={bound}")
+        return reduced
+
     def solve_smooth(self, spec: Spec, samples: int) -> _Outcome:
         """Smooth units: abstraction for unsat; concretised and full log lattices, then
         certified enclosures, for witnesses."""
+        from smtgrad.encoding import check_supported
+
         notes: list[str] = []
         weak = spec.network.layers[-1].activation is Activation.SOFTMAX
         abstract = self.smt(spec, samples, Mode(ModeKind.ABSTRACT, strong=not weak),
@@ -273,6 +296,7 @@ class _Engine:
     def concretised_lattice(self, spec: Spec, samples: int) -> _Outcome | None:
         """Many cheap draws: lower layers and inputs fixed, top layer solved on the lattice."""
         from smtgrad.concretize import draws
+        from smtgrad.encoding import check_supported
 
         budget = self.slice(0.35, 30.0)
         stop = time.perf_counter() + (budget if budget is not None else 30.0)
@@ -345,6 +369,8 @@ class _Engine:
         if self.expired():
             return _Outcome(Verdict.UNKNOWN, "none", "none",
                             reason=f"timeout after {self.options.timeout:g} s")
+        from smtgrad.encoding import encode
+
         self.progress(f"M={samples}: {mode.describe()} with {self.options.backend}")
         try:
             encoding = encode(spec, samples, mode)
@@ -415,6 +441,8 @@ class _Engine:
     def rationalize(self, spec: Spec, encoding: Encoding, model: Model, method: str,
                     backend: Backend, why: str) -> _Outcome:
         """Fix parameters and inputs to rational approximations and re-solve for residuals."""
+        from smtgrad.encoding import encode
+
         self.progress("the solver's model is irrational; re-solving with rational parameters")
         fixed: dict[str, Any] = dict(spec.fixed)
         for name, terms in {**encoding.parameters, "X": encoding.inputs}.items():

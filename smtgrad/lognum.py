@@ -24,7 +24,6 @@ from math import lcm
 from typing import Any
 
 import mpmath
-from sympy import factorint
 
 from smtgrad.network import InexactValue, SmoothFunctions, Vector
 from smtgrad.numbers import NumberError, format_exact, parse_exact
@@ -270,6 +269,8 @@ class LogSum:
     def __init__(self, constant: Fraction, terms: dict[Fraction, Fraction]) -> None:
         self.constant = Fraction(constant)
         # Normal form: logarithms of primes (linearly independent over Q).
+        from sympy import factorint  # lazily: sympy costs 0.7 s of start-up
+
         primes: dict[Fraction, Fraction] = {}
         for p, q in terms.items():
             if q == 0 or p == 1:
@@ -489,7 +490,7 @@ def parse_value(raw: object) -> Fraction | LogNumber:
             raise NumberError(f"unexpected name {ref.name!r} in {raw[:60]!r}")
         return LogNumber.log_base(base)
 
-    value = evaluate_arith(tree, resolve, FractionAlgebra())  # type: ignore[arg-type]
+    value = evaluate_arith(tree, resolve, FractionAlgebra())
     if isinstance(value, LogNumber):
         return value
     return Fraction(value)

@@ -22,11 +22,8 @@ from fractions import Fraction
 from math import lcm
 from typing import Any
 
-from sympy import QQ
-from sympy.polys.matrices import DomainMatrix
-
-from smtgrad.network import Parameters, evaluate, kink_points
-from smtgrad.spec import LossKind, Spec, TargetKind, entries
+from smtgrad.network import Parameters, evaluate
+from smtgrad.spec import Loss, LossKind, Reduction, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
 
@@ -48,7 +45,7 @@ class _Coordinates:
 
 def _coordinates(spec: Spec) -> _Coordinates:
     shapes = spec.network.parameter_shapes()
-    zero = []
+    zero: list[tuple[str, tuple[int, ...]]] = []
     for target in spec.query.zero:
         indices = [target.index] if target.index is not None else entries(shapes[target.block])
         zero.extend((target.block, index) for index in indices)
@@ -100,29 +97,66 @@ class _Sampler:
         fixed = self.spec.fixed_value(name, index)
         return fixed if fixed is not None else self.number(magnitude, nonzero)
 
-    def inputs(self, magnitude: int) -> tuple[tuple[Fraction, ...], ...]:
+    def inputs(self, magnitude: int, avoid: Callable[[tuple[Fraction, ...]], bool]
+               ) -> tuple[tuple[Fraction, ...], ...]:
+        """Distinct input rows; a row on a kink (``avoid``) is redrawn, not the whole batch."""
         spec = self.spec
         width = spec.network.inputs
         rows: list[tuple[Fraction, ...]] = []
         seen: set[tuple[Fraction, ...]] = set()
         spread = max(magnitude, self.samples)
         for m in range(self.samples):
-            for _ in range(50):
-                row = tuple(self._value("X", (m, i), spread, False) for i in range(width))
-                if row not in seen:
+            row: tuple[Fraction, ...] = ()
+            for tries in range(60):
+                denominator = 1 if tries < 5 else self.random.choice((3, 5, 7))
+                row = tuple(self._input((m, i), spread, denominator) for i in range(width))
+                if row not in seen and not avoid(row):
                     break
             seen.add(row)
             rows.append(row)
         return tuple(rows)
 
+    def _input(self, index: tuple[int, ...], spread: int, denominator: int) -> Fraction:
+        fixed = self.spec.fixed_value("X", index)
+        if fixed is not None:
+            return Fraction(fixed)
+        return Fraction(self.random.randint(-spread * denominator, spread * denominator),
+                        denominator)
+
 
 def _nullspace(rows: list[list[Fraction]], columns: int) -> list[list[Fraction]]:
-    if not rows:
-        return [[Fraction(int(i == j)) for j in range(columns)] for i in range(columns)]
-    matrix = DomainMatrix([[QQ(v.numerator, v.denominator) for v in row] for row in rows],
-                          (len(rows), columns), QQ)
-    basis = matrix.nullspace().to_list()
-    return [[Fraction(int(v.numerator), int(v.denominator)) for v in vector] for vector in basis]
+    """A basis of {v : rows . v = 0} over Q, by exact Gauss-Jordan elimination.
+
+    Written out (rather than sympy's DomainMatrix) because importing sympy costs
+    0.7 s of start-up and these systems have at most a few dozen rows.
+    """
+    matrix = [list(row) for row in rows]
+    pivots: list[int] = []
+    rank = 0
+    for column in range(columns):
+        pivot = next((r for r in range(rank, len(matrix)) if matrix[r][column] != 0), None)
+        if pivot is None:
+            continue
+        matrix[rank], matrix[pivot] = matrix[pivot], matrix[rank]
+        lead = matrix[rank][column]
+        matrix[rank] = [value / lead for value in matrix[rank]]
+        for r in range(len(matrix)):
+            if r != rank and matrix[r][column] != 0:
+                factor = matrix[r][column]
+                matrix[r] = [a - factor * b for a, b in zip(matrix[r], matrix[rank],
+                                                            strict=True)]
+        pivots.append(column)
+        rank += 1
+        if rank == len(matrix):
+            break
+    basis = []
+    for free in (c for c in range(columns) if c not in pivots):
+        vector = [Fraction(0)] * columns
+        vector[free] = Fraction(1)
+        for row, column in enumerate(pivots):
+            vector[column] = -matrix[row][free]
+        basis.append(vector)
+    return basis
 
 
 def _integral(vector: list[Fraction]) -> list[Fraction]:
@@ -130,11 +164,14 @@ def _integral(vector: list[Fraction]) -> list[Fraction]:
     return [v * scale for v in vector]
 
 
-def search(spec: Spec, samples: int, deadline: float, attempts: int = 40, seed: int = 0,
+def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed: int = 0,
            accept: Callable[[Witness], bool] | None = None) -> Witness | None:
     """Look for a witness at M = ``samples`` by the rank criterion; None if none was found.
 
     ``accept`` is the caller's verifier; the first candidate it accepts is returned.
+    Each draw costs O(M) single-sample evaluations: the gradient is a sum of
+    per-sample terms, so the column of sample m, output k is the gradient of the
+    one-sample batch {x_m} with residual e_k (up to the positive loss factor).
     """
     if not applicable(spec):
         return None
@@ -142,28 +179,27 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 40, seed: 
     outputs = network.outputs
     coords = _coordinates(spec)
     sampler = _Sampler(spec, samples, seed)
-    kinked = [bool(kink_points(layer)) for layer in network.layers]
+    per_sample = Loss(kind=LossKind.MSE, reduction=Reduction.SUM, scale=Fraction(1, 2))
+    zero_row = tuple(Fraction(0) for _ in range(outputs))
     for attempt in range(attempts):
         if time.perf_counter() > deadline:
             return None
-        magnitude = 2 + attempt // 8
+        magnitude = 2 + attempt // 20
         params = sampler.parameters(magnitude)
-        inputs = sampler.inputs(magnitude)
-        zero_targets = tuple(tuple(Fraction(0) for _ in range(outputs)) for _ in inputs)
-        base = evaluate(network, spec.loss, spec.conventions, params, inputs, zero_targets)
-        if spec.generic and base.kinks:
-            continue
-        if not any(kinked) and base.kinks:
-            continue
-        yhat = base.predictions
+
+        def on_kink(row: tuple[Fraction, ...], params: Parameters = params) -> bool:
+            return bool(evaluate(network, per_sample, spec.conventions, params, (row,),
+                                 (zero_row,)).kinks)
+
+        inputs = sampler.inputs(magnitude, on_kink if spec.generic else lambda row: False)
+        yhat = [evaluate(network, per_sample, spec.conventions, params, (row,),
+                         (zero_row,)).predictions[0] for row in inputs]
         columns: list[tuple[int, int]] = [(m, k) for m in range(samples) for k in range(outputs)]
         features: list[dict[str, Any]] = []
         for m, k in columns:
-            targets = tuple(
-                tuple(yhat[n][o] - (1 if (n, o) == (m, k) else 0) for o in range(outputs))
-                for n in range(samples))
-            features.append(evaluate(network, spec.loss, spec.conventions, params, inputs,
-                                     targets).gradients)
+            target = tuple(yhat[m][o] - (1 if o == k else 0) for o in range(outputs))
+            features.append(evaluate(network, per_sample, spec.conventions, params,
+                                     (inputs[m],), (target,)).gradients)
         zero_rows = [[_entry(features[c][name], index) for c in range(len(columns))]
                      for name, index in coords.zero]
         basis = _nullspace(zero_rows, len(columns))

@@ -32,8 +32,7 @@ def _short(value: Any) -> str:
     """Text for tables: exact when short; enclosures as midpoint and radius."""
     text = _exact(value)
     if text.startswith("[") and "," in text:
-        lo, hi = (Fraction(part.strip()) if "/" in part else Fraction(part.strip())
-                  for part in text[1:-1].split(","))
+        lo, hi = (Fraction(part.strip()) for part in text[1:-1].split(","))
         middle, radius = (lo + hi) / 2, (hi - lo) / 2
         return f"≈{float(middle):.15g} (±{float(radius):.1e})"
     if len(text) > 40 and isinstance(value, Fraction):

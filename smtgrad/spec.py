@@ -325,7 +325,7 @@ def parse_yaml(text: str, source: str) -> Any:
     if "\x00" in text:
         raise SpecError(source, "", "expected YAML text, found NUL bytes (binary data)")
     try:
-        return yaml.load(text, Loader=_ExactLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_ExactLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -726,5 +726,5 @@ def entries(shape: Sequence[int]) -> list[tuple[int, ...]]:
     """All index tuples of an array shape, in row-major order."""
     result: list[tuple[int, ...]] = [()]
     for size in shape:
-        result = [index + (position,) for index in result for position in range(size)]
+        result = [(*index, position) for index in result for position in range(size)]
     return result

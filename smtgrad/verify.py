@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from smtgrad.expr import FractionAlgebra, Ref, evaluate_condition
 from smtgrad.enclosure import Enclosure, Point, box_evaluation, krawczyk
+from smtgrad.expr import FractionAlgebra, Ref, evaluate_condition
 from smtgrad.lognum import LatticeFunctions, lattice_base
 from smtgrad.network import Evaluation, InexactValue, SmoothFunctions, evaluate
 from smtgrad.numbers import NumberError
@@ -64,7 +64,7 @@ def enclosed_coordinates(witness: Witness) -> list[tuple[str, tuple[int, ...]]]:
         while stack:
             index, item = stack.pop()
             if isinstance(item, tuple):
-                stack.extend((index + (k,), sub) for k, sub in enumerate(item))
+                stack.extend(((*index, k), sub) for k, sub in enumerate(item))
             elif isinstance(item, Enclosure):
                 found.append((name, index))
     return sorted(found)
@@ -127,7 +127,7 @@ def _requirements(spec: Spec, witness: Any, evaluation: Evaluation,
     samples = len(witness.inputs)
     shapes = network.parameter_shapes()
     # Fixed values.
-    for name, array in spec.fixed.items():
+    for name in spec.fixed:
         shape = shapes.get(name) or ((samples,) if name == "Y" and spec.targets is
                                      TargetKind.CLASS else (samples, network.inputs if name ==
                                                             "X" else network.outputs))
@@ -190,7 +190,7 @@ def _requirements(spec: Spec, witness: Any, evaluation: Evaluation,
     algebra = FractionAlgebra()
     for assumption in spec.assume:
         try:
-            holds = evaluate_condition(assumption.condition, resolve, algebra)  # type: ignore[arg-type]
+            holds = evaluate_condition(assumption.condition, resolve, algebra)
         except (IndexError, TypeError, ValueError, ZeroDivisionError) as error:
             failures.append(f"assume {assumption.text!r} cannot be evaluated: {error}")
             continue

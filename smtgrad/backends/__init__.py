@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from pysmt.fnode import FNode
+if TYPE_CHECKING:
+    from pysmt.fnode import FNode
 
 
 class SolverStatus(Enum):
