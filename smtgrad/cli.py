@@ -175,12 +175,28 @@ def check(
         raise typer.Exit(EXIT_SAT if verification.accepted else EXIT_UNSAT)
 
 
+class EncodingChoice(str, Enum):
+    """Which encoding `export` prints."""
+
+    AUTO = "auto"
+    EXACT = "exact"
+    LATTICE = "lattice"
+    ABSTRACTION = "abstraction"
+
+
 @app.command()
 def export(
     spec_path: SpecArgument,
     samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=1000,
                                                 help="Number of samples M (default: the "
                                                      "spec's smallest).")] = None,
+    encoding: Annotated[EncodingChoice, typer.Option(
+        "--encoding", "-e", help="exact (piecewise-linear nets), lattice (smooth units at "
+                                 "k*ln(base)) or abstraction (smooth units abstracted); auto "
+                                 "picks exact, or abstraction for smooth nets.")
+    ] = EncodingChoice.AUTO,
+    base: Annotated[str, typer.Option("--base", help="Lattice base beta > 1 (with "
+                                                     "--encoding lattice).")] = "2",
     output_path: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this "
                                                                             "file instead of "
                                                                             "stdout.")] = None,
@@ -188,18 +204,33 @@ def export(
     """Print the SMT-LIB 2 script of the query that `solve` sends to the solver."""
     with _errors_to_exit_codes():
         from smtgrad.encoding import check_supported, encode
-        from smtgrad.modes import UnsupportedSpec
+        from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
+        from smtgrad.numbers import NumberError, parse_exact
         from smtgrad.smtlib import to_smtlib
-        from smtgrad.spec import load_spec
+        from smtgrad.spec import LossKind, load_spec
 
         spec = load_spec(spec_path)
         count = samples if samples is not None else spec.samples.min
         spec = spec.with_samples(count)
         try:
-            check_supported(spec)
+            beta = parse_exact(base)
+        except NumberError as error:
+            _fail(EXIT_BAD_INPUT, f"--base: {error}")
+        if beta <= 1:
+            _fail(EXIT_BAD_INPUT, "--base: expected a rational number larger than 1")
+        choice = encoding
+        if choice is EncodingChoice.AUTO:
+            smooth = is_smooth(spec) or spec.loss.kind is not LossKind.MSE
+            choice = EncodingChoice.ABSTRACTION if smooth else EncodingChoice.EXACT
+        mode = {EncodingChoice.EXACT: EXACT,
+                EncodingChoice.LATTICE: Mode(ModeKind.LATTICE, beta),
+                EncodingChoice.ABSTRACTION: Mode(ModeKind.ABSTRACT)}[choice]
+        try:
+            check_supported(spec, mode)
+            script = to_smtlib(encode(spec, count, mode),
+                               f"smtgrad {spec.name} at M={count}, {mode.describe()}")
         except UnsupportedSpec as error:
             _fail(EXIT_BAD_INPUT, f"cannot export: {error}")
-        script = to_smtlib(encode(spec, count), f"smtgrad {spec.name} at M={count}")
         if output_path is None:
             typer.echo(script, nl=False)
         else:
