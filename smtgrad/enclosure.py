@@ -31,7 +31,14 @@ from typing import Any
 
 import mpmath
 
-from smtgrad.network import InexactValue, Parameters, SmoothFunctions, Vector, evaluate
+from smtgrad.network import (
+    InexactValue,
+    Parameters,
+    SmoothFunctions,
+    Vector,
+    entry_at,
+    evaluate,
+)
 from smtgrad.spec import LossKind, Spec, TargetKind, entries
 
 #: Significant digits of the printed box bounds (the contract asks for at least 30).
@@ -301,20 +308,6 @@ def _constant(ctx: Any, value: Any, size: int) -> Dual:
 # Evaluating the network with some entries unknown.
 
 
-def _replace(array: Any, index: tuple[int, ...], value: Any) -> Any:
-    if not index:
-        return value
-    items = list(array)
-    items[index[0]] = _replace(items[index[0]], index[1:], value)
-    return tuple(items)
-
-
-def _entry(array: Any, index: tuple[int, ...]) -> Any:
-    for position in index:
-        array = array[position]
-    return array
-
-
 @dataclass(frozen=True)
 class Point:
     """A full assignment with rational values; the unknowns are overwritten per evaluation."""
@@ -336,15 +329,15 @@ class Point:
         inputs, targets = self.inputs, self.targets
         for (name, index), value in values.items():
             if name == "X":
-                inputs = _replace(inputs, index, value)
+                inputs = with_entry(inputs, index, value)
             elif name == "Y":
-                targets = _replace(targets, index, value)
+                targets = with_entry(targets, index, value)
             elif name.startswith("W"):
                 layer = int(name[1:]) - 1
-                weights[layer] = _replace(weights[layer], index, value)
+                weights[layer] = with_entry(weights[layer], index, value)
             else:
                 layer = int(name[1:]) - 1
-                biases[layer] = _replace(biases[layer], index, value)
+                biases[layer] = with_entry(biases[layer], index, value)
         return Point(Parameters(tuple(weights), tuple(biases)), inputs, targets)
 
 
@@ -396,7 +389,7 @@ def _system(spec: Spec, point: Point, unknowns: Sequence[Coordinate], ctx: Any,
                           assigned.inputs, assigned.targets, DualFunctions(ctx))
     f_values, jacobian = [], []
     for name, index in equations(spec):
-        entry = _entry(evaluation.gradients[name], index)
+        entry = entry_at(evaluation.gradients[name], index)
         if not isinstance(entry, Dual):
             entry = _constant(ctx, entry, size)
         f_values.append(entry.value)
@@ -555,7 +548,7 @@ def _margins_ok(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
         indices = [target.index] if target.index is not None else entries(shapes[target.block])
         magnitudes = []
         for index in indices:
-            entry = _entry(evaluation.gradients[target.block], index)
+            entry = entry_at(evaluation.gradients[target.block], index)
             magnitudes.append(abs(entry.value) if isinstance(entry, Dual) else
                               abs(Fraction(entry)))
         if max(magnitudes) < 1e-8:
@@ -637,7 +630,7 @@ def search(spec: Spec, samples: int, starts: Sequence[Point], deadline: float,
                     return None
                 initial = []
                 for coordinate in free:
-                    value = Fraction(_entry(start.block(coordinate[0]), coordinate[1]))
+                    value = Fraction(entry_at(start.block(coordinate[0]), coordinate[1]))
                     if attempt:
                         value += Fraction(rng.randint(-8, 8), 8) * attempt
                     initial.append(mp.mpf(value.numerator) / value.denominator)

@@ -47,7 +47,13 @@ from typing import Any
 import yaml
 
 from smtgrad.engine import Result, SolveOptions, WitnessRejected, solve
-from smtgrad.network import Evaluation, Parameters, evaluate, kink_points
+from smtgrad.network import (
+    Evaluation,
+    Parameters,
+    activation_derivative,
+    evaluate,
+    kink_points,
+)
 from smtgrad.spec import (
     Activation,
     Layer,
@@ -247,8 +253,8 @@ def random_spec_data(rng: random.Random, smooth: bool = False) -> dict[str, Any]
         elif roll < 0.5:
             nonzero.append(name)
         elif roll < 0.6:
-            index = [rng.randrange(size) for size in shapes[name]]
-            entry = f"{name}[{','.join(map(str, index))}]"
+            position = [rng.randrange(size) for size in shapes[name]]
+            entry = f"{name}[{','.join(map(str, position))}]"
             (zero if rng.random() < 0.5 else nonzero).append(entry)
     if not zero and not nonzero:
         nonzero.append(rng.choice(sorted(shapes)))
@@ -307,6 +313,7 @@ class Category(enum.Enum):
     UNSAT_CONFIRMED = "unsat-confirmed"
     UNSAT_UNCONFIRMED = "unsat-unconfirmed"  # second solver unknown; random search clean
     UNKNOWN = "unknown"
+    OVERRUN = "timeout-overrun"  # the solve ignored its timeout and was killed
     DISAGREEMENT = "disagreement"
     ERROR = "error"
 
@@ -349,6 +356,7 @@ class CaseReport:
     replay: Replay | None = None
     details: list[str] = field(default_factory=list)
     points_tried: int = 0
+    overruns: int = 0  # second-opinion solves killed for ignoring their timeout
     seconds: float = 0.0
 
     def describe(self) -> str:
@@ -414,13 +422,88 @@ def _kink_one(torch: Any, layer: Layer, u: Any) -> Any:
     return torch.where(u < -1, u * 0 - 1, torch.where(u > 1, u * 0 + 1, u))
 
 
+def _magnitudes(spec: Spec, witness: Witness, evaluation: Evaluation
+                ) -> tuple[list[list[list[float]]], dict[str, Any], float]:
+    """Float64 error scales: per pre-activation, per gradient entry, and for the loss.
+
+    The same backpropagation as the exact one, run on absolute values (the sum of
+    the magnitudes of the terms that float64 adds up for each quantity). Rounding
+    error in float64 is a small multiple of 2^-53 times these, so 1e-9 of them is
+    a generous tolerance that still tells a real nonzero from rounding.
+    """
+    network = spec.network
+    conventions = spec.conventions
+    samples = witness.samples
+    pre_scale: list[list[list[float]]] = []
+    post_scale: list[list[list[float]]] = []
+    current = [[abs(_float(v)) for v in row] for row in witness.inputs]
+    for index, layer in enumerate(network.layers):
+        weight = [[abs(_float(v)) for v in row] for row in witness.parameters.weights[index]]
+        bias = [abs(_float(v)) for v in witness.parameters.biases[index]]
+        u_scale = [[sum(w * x for w, x in zip(weight[j], current[m], strict=True)) + bias[j]
+                    for j in range(layer.units)] for m in range(samples)]
+        pre_scale.append(u_scale)
+        post = evaluation.activations[index]
+        current = [[abs(_float(post[m][j])) + u_scale[m][j] for j in range(layer.units)]
+                   for m in range(samples)]
+        post_scale.append(current)
+    loss = spec.loss
+    outputs = network.outputs
+    if loss.reduction is Reduction.SUM:
+        factor = float(loss.scale)
+    elif loss.kind is LossKind.CROSS_ENTROPY:
+        factor = float(loss.scale) / samples
+    else:
+        factor = float(loss.scale) / (samples * outputs)
+    residual_scale = [[post_scale[-1][m][k] + abs(_float(evaluation.residuals[m][k]))
+                       + abs(_float(evaluation.predictions[m][k] - evaluation.residuals[m][k]))
+                       for k in range(outputs)] for m in range(samples)]
+    last = network.layers[-1]
+
+    def slope(layer_index: int, m: int, j: int) -> float:
+        layer = network.layers[layer_index]
+        if layer.activation is Activation.SOFTMAX:
+            return 1.0
+        u = evaluation.pre_activations[layer_index][m][j]
+        a = evaluation.activations[layer_index][m][j]
+        return abs(_float(activation_derivative(layer, u, a, conventions)))
+
+    if loss.kind is LossKind.MSE:
+        deltas = [[2 * factor * residual_scale[m][k] * slope(network.depth - 1, m, k)
+                   for k in range(last.units)] for m in range(samples)]
+    else:
+        deltas = [[factor * residual_scale[m][k] for k in range(last.units)]
+                  for m in range(samples)]
+    loss_scale = factor * sum(r * r for row in residual_scale for r in row)
+    gradients: dict[str, Any] = {}
+    for index in range(network.depth - 1, -1, -1):
+        below = current_inputs = (
+            [[abs(_float(v)) for v in row] for row in witness.inputs] if index == 0
+            else post_scale[index - 1])
+        units = network.layers[index].units
+        width = len(below[0])
+        gradients[f"W{index + 1}"] = [[sum(deltas[m][j] * current_inputs[m][i]
+                                           for m in range(samples)) for i in range(width)]
+                                      for j in range(units)]
+        gradients[f"b{index + 1}"] = [sum(deltas[m][j] for m in range(samples))
+                                      for j in range(units)]
+        if index == 0:
+            break
+        weight = [[abs(_float(v)) for v in row] for row in witness.parameters.weights[index]]
+        deltas = [[sum(weight[j][i] * deltas[m][j] for j in range(units))
+                   * max(1.0, slope(index - 1, m, i)) for i in range(width)]
+                  for m in range(samples)]
+    return pre_scale, gradients, loss_scale
+
+
 def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[Replay, str]:
     """Replay a verified witness in PyTorch float64 autograd and compare the zero pattern.
 
-    Tolerance: with ``scale = M * max(1, |every value|)^(depth + 1)`` (a bound on
-    the size of the terms summed into a gradient entry), an exact zero must be
-    below ``1e-9 * scale`` in float64 and every float gradient must lie within
-    that of the exact one; a nonzero block needs an entry above ten times that.
+    Each gradient entry gets the tolerance ``1e-9 * S`` where ``S`` is the sum of
+    the magnitudes of the terms float64 adds up for it (:func:`_magnitudes`). An
+    exact zero must be below its tolerance in float64, every float gradient must
+    be within its tolerance of the exact one, and each nonzero block needs an entry
+    above ten times its tolerance (else the case is float-ambiguous).
     """
     try:
         import torch
@@ -433,24 +516,20 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
         weights = [_floats(w) for w in witness.parameters.weights]
         biases = [_floats(b) for b in witness.parameters.biases]
         inputs = _floats(witness.inputs)
-        exact_targets = witness.targets
-        targets = _floats(exact_targets)
-        values = [_float(v) for v in _flat((witness.parameters.weights,
-                                            witness.parameters.biases, witness.inputs,
-                                            exact_targets, evaluation.pre_activations,
-                                            evaluation.activations, evaluation.residuals))]
+        targets = _floats(witness.targets)
         exact_gradients = {name: _floats(block) for name, block in evaluation.gradients.items()}
         exact_loss = _float(evaluation.loss)
-    except (TypeError, ValueError, OverflowError) as error:
+        pre_scale, gradient_scale, loss_scale = _magnitudes(spec, witness, evaluation)
+    except (TypeError, ValueError, OverflowError, ArithmeticError) as error:
         return Replay.SKIPPED, f"witness has no float value ({error})"
-    if not all(math.isfinite(v) for v in values):
+    every = [*_flat(weights), *_flat(biases), *_flat(inputs), *_flat(targets),
+             *_flat(list(gradient_scale.values())), loss_scale]
+    if not all(math.isfinite(v) for v in every):
         return Replay.SKIPPED, "witness values overflow float64"
     samples = len(inputs)
-    magnitude = max([1.0, *(abs(v) for v in values)])
-    scale = samples * magnitude ** (network.depth + 1)
-    tolerance = 1e-9 * scale
-    if not math.isfinite(scale) or tolerance > 1e-3:
-        return Replay.SKIPPED, f"values too large for a meaningful float64 check (scale {scale:g})"
+
+    def tolerance(scale: float) -> float:
+        return 1e-9 * scale + 1e-300
 
     dtype = torch.float64
     params: dict[str, Any] = {}
@@ -474,7 +553,8 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
                         if value == point:
                             mask[m, j] = True
                             pin[m, j] = float(point)
-                        elif abs(_float(value) - float(point)) < tolerance:
+                        elif abs(_float(value) - float(point)) < tolerance(
+                                pre_scale[index][m][j] + abs(float(point))):
                             return Replay.AMBIGUOUS, (f"layer {index + 1} sample {m} unit {j}: "
                                                       f"pre-activation within float error of "
                                                       f"the kink {point}")
@@ -504,8 +584,7 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
     loss_spec: Loss = spec.loss
     reduction = "mean" if loss_spec.reduction is Reduction.MEAN else "sum"
     if loss_spec.kind is LossKind.MSE:
-        target = torch.tensor(targets, dtype=dtype)
-        loss = F.mse_loss(h, target, reduction=reduction)
+        loss = F.mse_loss(h, torch.tensor(targets, dtype=dtype), reduction=reduction)
     elif loss_spec.kind is LossKind.BCE:
         if bool(((h <= 0) | (h >= 1)).any()):
             return Replay.AMBIGUOUS, "a sigmoid output rounds to 0 or 1 in float64"
@@ -514,10 +593,10 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
         labels = torch.tensor([int(t) for t in targets], dtype=torch.long)
         loss = F.cross_entropy(logits, labels, reduction=reduction)
     loss = loss * float(loss_spec.scale)
-    loss.backward()
+    loss.backward()  # type: ignore[no-untyped-call]
 
     problems: list[str] = []
-    if abs(loss.item() - exact_loss) > tolerance * max(1.0, magnitude):
+    if abs(loss.item() - exact_loss) > tolerance(loss_scale + abs(exact_loss)):
         problems.append(f"loss: torch {loss.item():.17g}, exact {exact_loss:.17g}")
     shapes = network.parameter_shapes()
     float_gradients: dict[str, Any] = {}
@@ -526,26 +605,29 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
         float_gradients[name] = grad.tolist() if grad is not None else _floats(
             evaluation.gradients[name])
     for name, shape in shapes.items():
-        for index in entries(shape):
-            got, want = _at(float_gradients[name], index), _at(exact_gradients[name], index)
-            if abs(got - want) > tolerance:
-                problems.append(f"dL/d{name}{list(index)}: torch {got:.17g}, exact {want:.17g}")
+        for position in entries(shape):
+            got, want = _at(float_gradients[name], position), _at(exact_gradients[name], position)
+            if abs(got - want) > tolerance(_at(gradient_scale[name], position)):
+                problems.append(f"dL/d{name}{list(position)}: torch {got:.17g}, exact {want:.17g}")
     for target in spec.query.zero:
         indices = [target.index] if target.index is not None else entries(shapes[target.block])
-        for index in indices:
-            got = _at(float_gradients[target.block], index)
-            if abs(got) >= tolerance:
-                problems.append(f"dL/d{target.block}{list(index)} must be 0; torch has {got:.3g}"
-                                f" (tolerance {tolerance:.3g})")
+        for position in indices:
+            got = _at(float_gradients[target.block], position)
+            bound = tolerance(_at(gradient_scale[target.block], position))
+            if abs(got) >= bound:
+                problems.append(f"dL/d{target.block}{list(position)} must be 0; torch has {got:.3g}"
+                                f" (tolerance {bound:.3g})")
     if problems:
         return Replay.DISAGREE, "; ".join(problems[:6])
     for target in spec.query.nonzero:
         indices = [target.index] if target.index is not None else entries(shapes[target.block])
-        if not any(abs(_at(float_gradients[target.block], index)) > 10 * tolerance
-                   for index in indices):
-            return Replay.AMBIGUOUS, (f"dL/d{target} is nonzero exactly but within float "
-                                      f"tolerance {10 * tolerance:.3g} in float64")
-    return Replay.AGREE, f"float64 autograd agrees (tolerance {tolerance:.3g})"
+        if not any(abs(_at(float_gradients[target.block], position))
+                   > 10 * tolerance(_at(gradient_scale[target.block], position))
+                   for position in indices):
+            return Replay.AMBIGUOUS, (f"dL/d{target} is nonzero exactly but not clearly "
+                                      f"nonzero in float64")
+    largest = max(tolerance(v) for v in _flat(list(gradient_scale.values())))
+    return Replay.AGREE, f"float64 autograd agrees (largest tolerance {largest:.3g})"
 
 
 # ----------------------------------------------------------------------------------------
@@ -555,7 +637,7 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
 def _solve_linear(rows: list[list[Fraction]], rhs: list[Fraction], columns: int
                   ) -> tuple[list[Fraction], list[list[Fraction]]] | None:
     """Solve rows @ x = rhs exactly: a particular solution and a null-space basis, or None."""
-    matrix = [list(row) + [value] for row, value in zip(rows, rhs, strict=True)]
+    matrix = [[*row, value] for row, value in zip(rows, rhs, strict=True)]
     pivots: list[int] = []
     rank = 0
     for column in range(columns):
@@ -671,11 +753,11 @@ class _PointSearch:
         phi: list[dict[str, Any]] = []
         for m in range(samples):
             for k in range(outputs):
-                target = (tuple(yhat[m][o] - (1 if o == k else 0) for o in range(outputs)),)
+                single = (tuple(yhat[m][o] - (1 if o == k else 0) for o in range(outputs)),)
                 phi.append(evaluate(network, _HALF_SUM, spec.conventions, params, (inputs[m],),
-                                    target).gradients)
+                                    single).gradients)
         shapes = network.parameter_shapes()
-        coordinates = []
+        coordinates: list[tuple[str, tuple[int, ...]]] = []
         for target in spec.query.zero:
             indices = [target.index] if target.index is not None else entries(
                 shapes[target.block])
@@ -764,16 +846,93 @@ def _witness_text(spec: Spec, witness: Witness) -> str:
         return f"<unprintable witness: {error}>"
 
 
+@dataclass
+class Solved:
+    """A solve run in a child process: its result, or what went wrong."""
+
+    result: Result | None = None
+    rejected: str | None = None  # WitnessRejected: the verifier refused a solver's witness
+    error: str | None = None
+    overrun: float | None = None  # seconds after which the child was killed
+
+
+def guarded_solve(spec: Spec, options: SolveOptions, hard_limit: float | None = None
+                  ) -> Solved:
+    """``solve`` in a forked child, killed if it overruns its timeout by far.
+
+    Solvers do not always honour their time limits; the fuzzer must not hang on
+    them. The hard limit defaults to twice the timeout plus ten seconds.
+    """
+    import multiprocessing
+    import os
+
+    timeout = options.timeout if options.timeout is not None else 60.0
+    limit = hard_limit if hard_limit is not None else 2 * timeout + 10
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+
+    def child() -> None:
+        payload: tuple[str, Any]
+        try:
+            payload = ("ok", solve(spec, options))
+        except WitnessRejected as error:
+            payload = ("rejected", str(error))
+        except BaseException as error:
+            payload = ("error", f"{type(error).__name__}: {error}\n"
+                                + "\n".join(traceback.format_exc().splitlines()[-10:]))
+        try:
+            sender.send(payload)
+        except Exception as error:
+            sender.send(("error", f"result cannot be sent back: {error}"))
+        sender.close()
+        os._exit(0)
+
+    process = context.Process(target=child, daemon=True)
+    started = time.perf_counter()
+    process.start()
+    sender.close()
+    try:
+        if receiver.poll(limit):
+            kind, value = receiver.recv()
+        else:
+            kind, value = "overrun", time.perf_counter() - started
+    except EOFError:
+        kind, value = "error", f"the solving process died (exit code {process.exitcode})"
+    finally:
+        if kind == "overrun" or process.is_alive():
+            process.join(2)
+            if process.is_alive():
+                process.kill()
+        process.join()
+        receiver.close()
+    if kind == "ok":
+        return Solved(result=value)
+    if kind == "rejected":
+        return Solved(rejected=value)
+    if kind == "overrun":
+        return Solved(overrun=value)
+    return Solved(error=value)
+
+
 def check_spec(spec: Spec, config: FuzzConfig, rng: random.Random, report: CaseReport) -> None:
     """Solve one spec and try to refute the answer; fill ``report``."""
     options = SolveOptions(timeout=config.timeout, backend=config.backend)
-    try:
-        result = solve(spec, options)
-    except WitnessRejected as error:
+    solved = guarded_solve(spec, options)
+    if solved.rejected is not None:
         report.category = Category.DISAGREEMENT
         report.verdict = "rejected"
-        report.details.append(f"{config.backend}: {error}")
+        report.details.append(f"{config.backend}: {solved.rejected}")
         return
+    if solved.overrun is not None:
+        report.category = Category.OVERRUN
+        report.details.append(f"{config.backend}: still running {solved.overrun:.0f} s into a "
+                              f"{config.timeout:g} s timeout; killed")
+        return
+    if solved.error is not None or solved.result is None:
+        report.category = Category.ERROR
+        report.details.append(f"{config.backend}: {solved.error}")
+        return
+    result = solved.result
     report.verdict = result.verdict.value
     if result.verdict is Verdict.SAT:
         _check_sat(spec, config, result, report)
@@ -816,32 +975,41 @@ def _check_sat(spec: Spec, config: FuzzConfig, result: Result, report: CaseRepor
         elif replay is Replay.AMBIGUOUS:
             report.details.append(f"float-ambiguous: {why}")
     if config.cross_sat and report.category is Category.SAT_VERIFIED:
-        other = _solve_quietly(spec, SolveOptions(timeout=config.timeout / 2,
-                                                  backend=config.other_backend,
-                                                  fast_path=False), report)
+        other = _second_opinion(spec, SolveOptions(timeout=config.timeout / 2,
+                                                   backend=config.other_backend,
+                                                   fast_path=False), report)
         if other is not None and other.verdict is Verdict.UNSAT:
             report.category = Category.DISAGREEMENT
             report.details.append(f"{config.other_backend} says unsat ({other.reason}) but "
                                   f"the witness is verified: {_witness_text(spec, witness)}")
 
 
-def _solve_quietly(spec: Spec, options: SolveOptions, report: CaseReport) -> Result | None:
-    try:
-        return solve(spec, options)
-    except WitnessRejected as error:
+def _second_opinion(spec: Spec, options: SolveOptions, report: CaseReport) -> Result | None:
+    solved = guarded_solve(spec, options)
+    if solved.rejected is not None:
         report.category = Category.DISAGREEMENT
-        report.details.append(f"{options.backend}: {error}")
-        return None
+        report.details.append(f"{options.backend}: {solved.rejected}")
+    elif solved.overrun is not None:
+        report.overruns += 1
+        report.details.append(f"{options.backend} (second opinion): still running "
+                              f"{solved.overrun:.0f} s into a {options.timeout:g} s timeout; "
+                              f"killed")
+    elif solved.error is not None:
+        report.category = Category.ERROR
+        report.details.append(f"{options.backend}: {solved.error}")
+    return solved.result
 
 
 def _check_unsat(spec: Spec, config: FuzzConfig, result: Result, rng: random.Random,
                  report: CaseReport) -> None:
     report.category = Category.UNSAT_CONFIRMED
     report.details.append(f"unsat ({result.proved}) by {result.method}")
-    other = _solve_quietly(spec, SolveOptions(timeout=config.timeout,
-                                              backend=config.other_backend), report)
-    if other is not None:
-        if other.verdict is Verdict.SAT:
+    other = _second_opinion(spec, SolveOptions(timeout=config.timeout,
+                                               backend=config.other_backend), report)
+    if report.category is Category.UNSAT_CONFIRMED:
+        if other is None:
+            report.category = Category.UNSAT_UNCONFIRMED
+        elif other.verdict is Verdict.SAT:
             report.category = Category.DISAGREEMENT
             witness = other.witness
             report.details.append(f"{config.other_backend} finds sat by {other.method}: "
@@ -899,6 +1067,8 @@ class BatchSummary:
         self.counts[report.category.value] += 1
         if report.replay is not None:
             self.counts[report.replay.value] += 1
+        if report.overruns:
+            self.counts["second-solver-overrun"] += report.overruns
         if report.category in (Category.DISAGREEMENT, Category.ERROR):
             self.failures.append(report)
         if report.replay is Replay.AMBIGUOUS:
@@ -913,7 +1083,7 @@ class BatchSummary:
         return self.counts[Category.ERROR.value]
 
 
-ORDER = [c.value for c in Category] + [r.value for r in Replay]
+ORDER = [c.value for c in Category] + [r.value for r in Replay] + ["second-solver-overrun"]
 
 
 def _worker(job: tuple[int, int, FuzzConfig]) -> CaseReport:
@@ -991,8 +1161,14 @@ def _save(folder: Path, summary: BatchSummary) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a batch with a progress bar; print counts; 1 on any disagreement or error."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.table import Table
 
     args = _parse_args(argv)
@@ -1007,8 +1183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                   TimeRemainingColumn(), console=console, transient=False) as progress:
         task = progress.add_task("fuzz", total=args.count, counts="")
 
+        plain = not console.is_terminal
+
         def show(report: CaseReport) -> None:
             live[report.category.value] += 1
+            done = sum(live.values())
+            if plain and (done % 25 == 0 or done == args.count):
+                summary_line = " ".join(f"{k}={live[k]}" for k in ORDER if live[k])
+                progress.console.print(f"[{done}/{args.count}] {summary_line}", markup=False,
+                                       highlight=False)
             if report.category in (Category.DISAGREEMENT, Category.ERROR) or args.verbose:
                 progress.console.print(report.describe(), markup=False, highlight=False)
             text = " ".join(f"{k}={live[k]}" for k in ORDER if live[k])
@@ -1033,6 +1216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for report in summary.ambiguous[:10]:
         out.print(f"float-ambiguous: case {report.index}: {report.details[-1]}", markup=False)
     bad = summary.disagreements + summary.errors
+    out.print("counts: " + ", ".join(f"{key}={summary.counts[key]}" for key in ORDER),
+              markup=False, soft_wrap=True)
     out.print(f"disagreements: {summary.disagreements}, errors: {summary.errors}")
     return 1 if bad else 0
 

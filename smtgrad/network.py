@@ -92,6 +92,22 @@ class Evaluation:
     kinks: tuple[Kink, ...]
 
 
+def entry_at(array: Any, index: tuple[int, ...]) -> Any:
+    """The entry of nested tuples at a multi-index."""
+    for position in index:
+        array = array[position]
+    return array
+
+
+def with_entry(array: Any, index: tuple[int, ...], value: Any) -> Any:
+    """A copy of nested tuples with one entry replaced."""
+    if not index:
+        return value
+    items = list(array)
+    items[index[0]] = with_entry(items[index[0]], index[1:], value)
+    return tuple(items)
+
+
 # ----------------------------------------------------------------------------------------
 # Piecewise-linear activations, written out case by case (independent of the encoder).
 

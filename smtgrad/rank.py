@@ -22,7 +22,7 @@ from fractions import Fraction
 from math import lcm
 from typing import Any
 
-from smtgrad.network import Parameters, evaluate
+from smtgrad.network import Parameters, entry_at, evaluate
 from smtgrad.spec import Loss, LossKind, Reduction, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
@@ -54,12 +54,6 @@ def _coordinates(spec: Spec) -> _Coordinates:
         indices = [target.index] if target.index is not None else entries(shapes[target.block])
         groups.append(tuple((target.block, index) for index in indices))
     return _Coordinates(tuple(zero), tuple(groups))
-
-
-def _entry(array: Any, index: tuple[int, ...]) -> Fraction:
-    for position in index:
-        array = array[position]
-    return Fraction(array)
 
 
 class _Sampler:
@@ -159,6 +153,10 @@ def _nullspace(rows: list[list[Fraction]], columns: int) -> list[list[Fraction]]
     return basis
 
 
+def _fraction_at(array: Any, index: tuple[int, ...]) -> Fraction:
+    return Fraction(entry_at(array, index))
+
+
 def _integral(vector: list[Fraction]) -> list[Fraction]:
     scale = lcm(*(v.denominator for v in vector)) if vector else 1
     return [v * scale for v in vector]
@@ -200,7 +198,7 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
             target = tuple(yhat[m][o] - (1 if o == k else 0) for o in range(outputs))
             features.append(evaluate(network, per_sample, spec.conventions, params,
                                      (inputs[m],), (target,)).gradients)
-        zero_rows = [[_entry(features[c][name], index) for c in range(len(columns))]
+        zero_rows = [[_fraction_at(features[c][name], index) for c in range(len(columns))]
                      for name, index in coords.zero]
         basis = _nullspace(zero_rows, len(columns))
         if not basis:
@@ -212,7 +210,7 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
                                                                           strict=True)),
                                       start=Fraction(0)) for c in range(len(columns))])
             if not all(
-                any(sum((_entry(features[c][name], index) * residual[c]
+                any(sum((_fraction_at(features[c][name], index) * residual[c]
                          for c in range(len(columns))), start=Fraction(0)) != 0
                     for name, index in group)
                 for group in coords.nonzero

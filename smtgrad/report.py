@@ -15,7 +15,7 @@ from rich.table import Table
 from smtgrad import __version__
 from smtgrad.enclosure import zero_coordinates
 from smtgrad.engine import Result
-from smtgrad.network import Evaluation
+from smtgrad.network import Evaluation, with_entry
 from smtgrad.numbers import format_exact
 from smtgrad.spec import Spec, Verdict
 from smtgrad.verify import Verification
@@ -50,16 +50,8 @@ def _certified_gradients(spec: Spec, gradients: dict[str, Any]) -> dict[str, Any
     """Gradients with the zero-query entries set to exact 0 (proved by the Krawczyk test)."""
     result = dict(gradients)
     for name, index in zero_coordinates(spec):
-        result[name] = _replace(result[name], index, Fraction(0))
+        result[name] = with_entry(result[name], index, Fraction(0))
     return result
-
-
-def _replace(array: Any, index: tuple[int, ...], value: Any) -> Any:
-    if not index:
-        return value
-    items = list(array)
-    items[index[0]] = _replace(items[index[0]], index[1:], value)
-    return tuple(items)
 
 
 def evaluation_json(evaluation: Evaluation, spec: Spec | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from smtgrad.enclosure import Enclosure, Point, box_evaluation, krawczyk
 from smtgrad.expr import FractionAlgebra, Ref, evaluate_condition
 from smtgrad.lognum import LatticeFunctions, lattice_base
-from smtgrad.network import Evaluation, InexactValue, SmoothFunctions, evaluate
+from smtgrad.network import Evaluation, InexactValue, SmoothFunctions, entry_at, evaluate
 from smtgrad.numbers import NumberError
 from smtgrad.spec import Spec, TargetKind, entries, normalize_ref
 from smtgrad.witness import Witness
@@ -28,12 +28,6 @@ class Verification:
     accepted: bool
     failures: tuple[str, ...]
     evaluation: Evaluation | None
-
-
-def _entry(array: Any, index: tuple[int, ...]) -> Any:
-    for position in index:
-        array = array[position]
-    return array
 
 
 def _label(name: str, index: tuple[int, ...]) -> str:
@@ -91,12 +85,12 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
     values: Any = witness
     try:
         if enclosed:
-            centre = {c: (_entry(witness.block(c[0]), c[1]).lo + _entry(witness.block(c[0]),
+            centre = {c: (entry_at(witness.block(c[0]), c[1]).lo + entry_at(witness.block(c[0]),
                                                                       c[1]).hi) / 2
                       for c in enclosed}
             point = Point(witness.parameters, witness.inputs, witness.targets).with_values(
                 centre)
-            box = [_entry(witness.block(c[0]), c[1]) for c in enclosed]
+            box = [entry_at(witness.block(c[0]), c[1]) for c in enclosed]
             certified, why = krawczyk(spec, point, enclosed, box)
             if not certified:
                 failures.append(f"enclosure not certified: {why}")
@@ -135,7 +129,7 @@ def _requirements(spec: Spec, witness: Any, evaluation: Evaluation,
             wanted = spec.fixed_value(name, index)
             if wanted is None:
                 continue
-            actual = _entry(witness.block(name), index)
+            actual = entry_at(witness.block(name), index)
             if actual != wanted:
                 failures.append(f"fixed {_label(name, index)} = {wanted}, witness has {actual}")
 
@@ -153,12 +147,12 @@ def _requirements(spec: Spec, witness: Any, evaluation: Evaluation,
     for target in spec.query.zero if not zero_certified else ():
         indices = [target.index] if target.index is not None else entries(shapes[target.block])
         for index in indices:
-            value = _entry(gradients[target.block], index)
+            value = entry_at(gradients[target.block], index)
             if value != 0:
                 failures.append(f"dL/d{_label(target.block, index)} = {value}, expected 0")
     for target in spec.query.nonzero:
         indices = [target.index] if target.index is not None else entries(shapes[target.block])
-        if all(_entry(gradients[target.block], index) == 0 for index in indices):
+        if all(entry_at(gradients[target.block], index) == 0 for index in indices):
             failures.append(f"dL/d{target} is zero, expected a nonzero entry")
 
     # Genericity.
@@ -166,7 +160,7 @@ def _requirements(spec: Spec, witness: Any, evaluation: Evaluation,
         for layer_index in range(network.depth):
             name = f"W{layer_index + 1}"
             for index in entries(shapes[name]):
-                if _entry(witness.parameters.block(name), index) == 0:
+                if entry_at(witness.parameters.block(name), index) == 0:
                     failures.append(f"generic: {_label(name, index)} is zero")
         for kink in evaluation.kinks:
             failures.append(f"generic: sample {kink.sample} sits on the kink {kink.point} of "
@@ -182,10 +176,10 @@ def _requirements(spec: Spec, witness: Any, evaluation: Evaluation,
         if ref.name == "loss":
             return evaluation.loss
         if ref.name == "yhat":
-            return _entry(evaluation.predictions, ref.indices)
+            return entry_at(evaluation.predictions, ref.indices)
         if ref.name == "Y" and spec.targets is TargetKind.CLASS:
             return witness.targets[ref.indices[0]]
-        return _entry(witness.block(ref.name), ref.indices)
+        return entry_at(witness.block(ref.name), ref.indices)
 
     algebra = FractionAlgebra()
     for assumption in spec.assume:
