@@ -38,6 +38,7 @@ from smtgrad.network import (
     Vector,
     entry_at,
     evaluate,
+    with_entry,
 )
 from smtgrad.spec import LossKind, Spec, TargetKind, entries
 
