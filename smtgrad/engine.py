@@ -445,8 +445,13 @@ class _Engine:
 
         self.progress("the solver's model is irrational; re-solving with rational parameters")
         fixed: dict[str, Any] = dict(spec.fixed)
-        for name, terms in {**encoding.parameters, "X": encoding.inputs}.items():
-            fixed[name] = _approximate(terms, model)
+        try:
+            for name, terms in {**encoding.parameters, "X": encoding.inputs}.items():
+                fixed[name] = _approximate(terms, model)
+        except IrrationalValue as error:
+            return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=(
+                f"a solution exists but the solver's model is irrational and cannot be "
+                f"approximated here ({error})"))
         candidate = dataclasses.replace(spec, fixed=fixed)
         encoding = encode(candidate, encoding.samples)
         answer = backend.solve(encoding.formula(), self.remaining())

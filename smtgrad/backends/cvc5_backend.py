@@ -15,12 +15,16 @@ from smtgrad.backends import IrrationalValue, SolverAnswer, SolverStatus
 
 
 class _Cvc5Model:
-    def __init__(self, values: dict[FNode, FNode]) -> None:
+    def __init__(self, values: dict[FNode, FNode], irrational: dict[FNode, str]) -> None:
         self._values = values
+        self._irrational = irrational  # symbols whose value pysmt cannot represent
 
     def value(self, term: FNode) -> Fraction:
         if term.is_constant():
             return Fraction(term.constant_value())
+        for symbol in term.get_free_variables():
+            if symbol in self._irrational:
+                raise IrrationalValue(f"cvc5 value of {symbol}: {self._irrational[symbol]}")
         result = term.substitute(self._values).simplify()
         if result.is_constant() and result.is_real_constant():
             return Fraction(result.constant_value())
@@ -57,11 +61,12 @@ class Cvc5Backend:
             seconds = time.perf_counter() - start
             if not satisfiable:
                 return SolverAnswer(SolverStatus.UNSAT, seconds=seconds)
-            symbols = formula.get_free_variables()
             values: dict[FNode, FNode] = {}
-            for symbol in symbols:
+            irrational: dict[FNode, str] = {}
+            for symbol in formula.get_free_variables():
                 try:
                     values[symbol] = solver.get_value(symbol)
-                except Exception as error:  # algebraic values pysmt cannot return
-                    raise IrrationalValue(f"cvc5 value of {symbol}: {error}") from None
-            return SolverAnswer(SolverStatus.SAT, model=_Cvc5Model(values), seconds=seconds)
+                except Exception as error:  # algebraic values pysmt cannot represent
+                    irrational[symbol] = " ".join(str(error).split())[:200]
+            return SolverAnswer(SolverStatus.SAT, model=_Cvc5Model(values, irrational),
+                                seconds=seconds)
