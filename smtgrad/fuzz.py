@@ -6,19 +6,25 @@ and then tries to refute the answer:
 
 * **sat** -- the witness is re-checked by the exact verifier
   (:func:`smtgrad.verify.verify`) and, when PyTorch is importable, replayed in
-  float64 autograd (``torch.nn.functional``). PyTorch's derivative at a kink is
-  the ``relu_grad_at_zero: 0`` convention, so the replay runs when the spec
-  uses that convention or no sample sits on a kink. A gradient the verifier
-  calls zero must be tiny in float64 too; each nonzero block needs an entry
-  that autograd also sees clearly away from zero, otherwise the case is
-  *float-ambiguous* (counted, not a disagreement). The second solver is also
-  run on the SMT encoding alone (no fast path): an unsat from it contradicts
-  the verified witness.
+  float64 autograd (``torch.nn.functional``, whose derivative at a kink is the
+  ``relu_grad_at_zero: 0`` convention; for convention 1 the activations are
+  written with ``torch.where`` so that autograd takes the slope of the linear
+  piece). Where a sample sits exactly on a kink, its float pre-activation is
+  pinned to the kink so that rounding cannot pick the side. A gradient the
+  verifier calls zero must be tiny in float64 too, relative to the magnitude of
+  the terms summed into it; each nonzero block needs an entry that autograd
+  also sees clearly away from zero, otherwise the case is *float-ambiguous*
+  (counted, not a disagreement). The second solver is also run on the SMT
+  encoding alone (no fast path): an unsat from it contradicts the witness.
 * **unsat** -- confirmed by the second solver (cvc5 when the primary is z3, and
   the other way round) and by a randomized search over thousands of rational
   points: random parameters and inputs from small rationals, with the
   residuals solved exactly by linear algebra (or random targets where they are
   not free reals). The search must find no point that :func:`verify` accepts.
+
+Every solve runs in a forked child that is killed if it overruns its timeout
+by far (``timeout-overrun``): a solver that ignores its time limit is a finding,
+not a reason to hang.
 
 Specs come from :func:`random_spec`, a pure function of a
 :class:`random.Random`, also exposed as Hypothesis strategies

@@ -1,10 +1,11 @@
 """Differential tests of smtgrad.network.evaluate.
 
-The loss of a random small network is built as a sympy expression of a symbol
-for each weight and bias in turn (closed forms with Abs for relu, leaky_relu,
-hardtanh and abs, checked against their Piecewise definitions), differentiated
-symbolically, and evaluated at rational points away from
-the kinks: the gradients must equal smtgrad's exactly. Kinks are then tested
+The loss of a random small network is built as a sympy expression of one
+symbol per weight and bias (relu, leaky_relu, abs and hardtanh as sympy
+functions whose values and derivatives are checked against sympy's own
+Piecewise/Max definitions), differentiated symbolically, and evaluated at
+rational points away from the kinks: the gradients must equal smtgrad's
+exactly. Kinks are then tested
 one by one against the documented conventions (PyTorch's by default), and
 against PyTorch autograd itself when torch is installed.
 """
@@ -34,41 +35,154 @@ PIECEWISE = [Activation.LINEAR, Activation.RELU, Activation.LEAKY_RELU, Activati
              Activation.HARDTANH]
 
 
-def sym_activation(layer: Layer, u: Any) -> Any:
-    """The activation in closed form with Abs (derivative: sign), equal to its Piecewise.
+class Kink(ValueError):
+    """A derivative asked for exactly at a kink (the test keeps away from them)."""
 
-    relu(u) = (u + |u|)/2, leaky(u) = ((1+s)u + (1-s)|u|)/2, hardtanh(u) = (|u+1| - |u-1|)/2.
-    (Max/Min and nested Piecewise are equivalent but orders of magnitude slower in sympy.)
-    """
+
+class Step(sympy.Function):
+    """relu'(u): 1 for u > 0, 0 for u < 0 (undefined at 0)."""
+
+    @classmethod
+    def eval(cls, u: Any) -> Any:
+        if u.is_Rational:
+            if u == 0:
+                raise Kink("relu'(0)")
+            return sympy.Integer(1 if u > 0 else 0)
+        return None
+
+
+class Relu(sympy.Function):
+    """relu(u) = Piecewise((u, u > 0), (0, True)); derivative Step(u)."""
+
+    @classmethod
+    def eval(cls, u: Any) -> Any:
+        if u.is_Rational:
+            return u if u > 0 else sympy.Integer(0)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return Step(self.args[0])
+
+
+class LeakyStep(sympy.Function):
+    """leaky_relu'(u, s): 1 for u > 0, s for u < 0 (undefined at 0)."""
+
+    @classmethod
+    def eval(cls, u: Any, s: Any) -> Any:
+        if u.is_Rational:
+            if u == 0:
+                raise Kink("leaky_relu'(0)")
+            return sympy.Integer(1) if u > 0 else s
+        return None
+
+
+class Leaky(sympy.Function):
+    """leaky_relu(u, s) = Piecewise((u, u > 0), (s*u, True)); derivative LeakyStep."""
+
+    @classmethod
+    def eval(cls, u: Any, s: Any) -> Any:
+        if u.is_Rational:
+            return u if u > 0 else s * u
+        return None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        assert argindex == 1
+        return LeakyStep(*self.args)
+
+
+class Sign(sympy.Function):
+    """abs'(u): 1 for u > 0, -1 for u < 0 (undefined at 0)."""
+
+    @classmethod
+    def eval(cls, u: Any) -> Any:
+        if u.is_Rational:
+            if u == 0:
+                raise Kink("abs'(0)")
+            return sympy.Integer(1 if u > 0 else -1)
+        return None
+
+
+class Absolute(sympy.Function):
+    """abs(u) = Piecewise((u, u >= 0), (-u, True)); derivative Sign(u)."""
+
+    @classmethod
+    def eval(cls, u: Any) -> Any:
+        if u.is_Rational:
+            return u if u >= 0 else -u
+        return None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return Sign(self.args[0])
+
+
+class Inside(sympy.Function):
+    """hardtanh'(u): 1 for |u| < 1, 0 for |u| > 1 (undefined at +-1)."""
+
+    @classmethod
+    def eval(cls, u: Any) -> Any:
+        if u.is_Rational:
+            if u in (1, -1):
+                raise Kink("hardtanh'(+-1)")
+            return sympy.Integer(1 if -1 < u < 1 else 0)
+        return None
+
+
+class Hardtanh(sympy.Function):
+    """hardtanh(u) = Piecewise((-1, u < -1), (1, u > 1), (u, True)); derivative Inside(u)."""
+
+    @classmethod
+    def eval(cls, u: Any) -> Any:
+        if u.is_Rational:
+            return sympy.Integer(-1) if u < -1 else sympy.Integer(1) if u > 1 else u
+        return None
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return Inside(self.args[0])
+
+
+def sym_activation(layer: Layer, u: Any) -> Any:
+    """The activation as a sympy function: symbolic in the chain rule, exact on numbers."""
     act = layer.activation
-    half = sympy.Rational(1, 2)
     if act is Activation.LINEAR:
         return u
     if act is Activation.RELU:
-        return half * (u + sympy.Abs(u))
+        return Relu(u)
     if act is Activation.LEAKY_RELU:
-        s = q(layer.slope)
-        return half * ((1 + s) * u + (1 - s) * sympy.Abs(u))
+        return Leaky(u, q(layer.slope))
     if act is Activation.ABS:
-        return sympy.Abs(u)
+        return Absolute(u)
     if act is Activation.HARDTANH:
-        return half * (sympy.Abs(u + 1) - sympy.Abs(u - 1))
+        return Hardtanh(u)
     raise ValueError(act)
 
 
-def test_sym_activation_is_piecewise_as_documented() -> None:
+@pytest.mark.parametrize("activation", [a for a in PIECEWISE if a is not Activation.LINEAR])
+def test_sym_activation_is_piecewise_as_documented(activation: Activation) -> None:
+    """The test's own functions agree with sympy's Piecewise/Max: values and derivatives."""
     u = sympy.Symbol("u", real=True)
-    relu = sympy.Piecewise((u, u > 0), (0, True))
-    assert sym_activation(Layer(1, Activation.RELU), u).rewrite(sympy.Piecewise).equals(
-        sympy.Max(0, u).rewrite(sympy.Piecewise))
-    leaky = sympy.Piecewise((u, u > 0), (sympy.Rational(1, 10) * u, True))
-    hardtanh = sympy.Piecewise((-1, u < -1), (1, u > 1), (u, True))
-    for value in [sympy.Rational(k, 4) for k in range(-12, 13)]:
-        assert sym_activation(Layer(1, Activation.RELU), value) == relu.subs(u, value)
-        assert sym_activation(Layer(1, Activation.LEAKY_RELU, F(1, 10)), value) == \
-            leaky.subs(u, value)
-        assert sym_activation(Layer(1, Activation.HARDTANH), value) == hardtanh.subs(u, value)
-        assert sym_activation(Layer(1, Activation.ABS), value) == abs(value)
+    slope = sympy.Rational(1, 10)
+    definition = {
+        Activation.RELU: sympy.Max(0, u),
+        Activation.LEAKY_RELU: sympy.Piecewise((u, u > 0), (slope * u, True)),
+        Activation.ABS: sympy.Piecewise((u, u >= 0), (-u, True)),
+        Activation.HARDTANH: sympy.Piecewise((-1, u < -1), (1, u > 1), (u, True)),
+    }[activation]
+    layer = Layer(1, activation, F(1, 10))
+    theta = sympy.Symbol("theta", real=True)
+    mine = sym_activation(layer, 3 * theta - 1)
+    derivative = sympy.diff(mine, theta)
+    expected_derivative = sympy.diff(definition.subs(u, 3 * theta - 1), theta)
+    kinks = 0
+    for value in [sympy.Rational(k, 3) for k in range(-9, 10)]:
+        assert sym_activation(layer, value) == definition.subs(u, value)
+        assert mine.subs(theta, value) == definition.subs(u, 3 * value - 1)
+        if 3 * value - 1 in kinks_of(activation):
+            kinks += 1
+            with pytest.raises(Kink):
+                derivative.subs(theta, value)
+        else:
+            assert derivative.subs(theta, value) == expected_derivative.subs(theta, value)
+    assert kinks == len(kinks_of(activation))
 
 
 def kinks_of(act: Activation) -> tuple[int, ...]:
@@ -108,26 +222,17 @@ def parameter_names(network: Network) -> list[str]:
 
 
 def sym_loss(network: Network, loss: Loss, xs: list[list[Fraction]],
-             ys: list[list[Fraction]], values: dict[str, Fraction], live: str | None
-             ) -> tuple[Any, Any, list[tuple[Activation, Any]]]:
-    """The batch loss as a sympy expression of one parameter symbol (``live``).
-
-    Every other parameter is its rational value, so the partial derivative at the
-    point is the ordinary derivative of this one-variable expression; Piecewise
-    pieces that do not depend on the live symbol fold to numbers at once.
-    """
-    symbol = sympy.Symbol("theta", real=True)
-
-    def param(name: str) -> Any:
-        return symbol if name == live else q(values[name])
-
+             ys: list[list[Fraction]]) -> tuple[Any, dict[str, Any], list[tuple[Any, Any]]]:
+    """The batch loss as a sympy expression of one symbol per weight and bias."""
+    symbols = {name: sympy.Symbol(name.replace("[", "_").replace(",", "_").rstrip("]"),
+                                  real=True) for name in parameter_names(network)}
     total = sympy.Integer(0)
     pre_activations: list[tuple[Activation, Any]] = []  # to stay off the kinks
     for x, y in zip(xs, ys, strict=True):
         a = [q(v) for v in x]
-        for l, layer in enumerate(network.layers, start=1):
-            u = [sum((param(f"W{l}[{j},{i}]") * a[i] for i in range(len(a))),
-                     sympy.Integer(0)) + param(f"b{l}[{j}]") for j in range(layer.units)]
+        for li, layer in enumerate(network.layers, start=1):
+            u = [sum((symbols[f"W{li}[{j},{i}]"] * a[i] for i in range(len(a))),
+                     sympy.Integer(0)) + symbols[f"b{li}[{j}]"] for j in range(layer.units)]
             pre_activations += [(layer.activation, uj) for uj in u]
             a = [sym_activation(layer, uj) for uj in u]
         total += sum(((aj - q(yj)) ** 2 for aj, yj in zip(a, y, strict=True)), sympy.Integer(0))
@@ -136,7 +241,7 @@ def sym_loss(network: Network, loss: Loss, xs: list[list[Fraction]],
         factor = q(loss.scale) / (len(xs) * outputs)
     else:
         factor = q(loss.scale)
-    return factor * total, symbol, pre_activations
+    return factor * total, symbols, pre_activations
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -146,12 +251,12 @@ def test_gradients_match_sympy(seed: int) -> None:
     network, loss, samples = case["network"], case["loss"], case["samples"]
     xs = [[draw(rng) for _ in range(network.inputs)] for _ in range(samples)]
     ys = [[draw(rng) for _ in range(network.outputs)] for _ in range(samples)]
-    names = parameter_names(network)
+    expression, symbols, pre = sym_loss(network, loss, xs, ys)
     # A rational point whose pre-activations all stay off the kinks.
     for _ in range(200):
-        values = {name: draw(rng) for name in names}
-        expression, _, pre = sym_loss(network, loss, xs, ys, values, None)
-        if all(u not in kinks_of(act) for act, u in pre):
+        values = {name: draw(rng) for name in symbols}
+        point = {symbols[name]: q(value) for name, value in values.items()}
+        if all(u.xreplace(point) not in kinks_of(act) for act, u in pre):
             break
     else:
         pytest.fail("no point off the kinks")
@@ -165,15 +270,14 @@ def test_gradients_match_sympy(seed: int) -> None:
         return tuple(values[f"{name}[{j}]"] for j in range(shape[0]))
 
     depth = network.depth
-    params = Parameters(tuple(block(f"W{l}") for l in range(1, depth + 1)),
-                        tuple(block(f"b{l}") for l in range(1, depth + 1)))
+    params = Parameters(tuple(block(f"W{li}") for li in range(1, depth + 1)),
+                        tuple(block(f"b{li}") for li in range(1, depth + 1)))
     result = evaluate(network, loss, Conventions(), params, [tuple(x) for x in xs],
                       [tuple(y) for y in ys])
     assert result.kinks == ()
-    assert q(F(result.loss)) == expression
-    for name in names:
-        expression, symbol, _ = sym_loss(network, loss, xs, ys, values, name)
-        derivative = sympy.diff(expression, symbol).subs(symbol, q(values[name]))
+    assert q(F(result.loss)) == expression.xreplace(point)
+    for name, symbol in symbols.items():
+        derivative = sympy.diff(expression, symbol).xreplace(point)
         block_name, index = name.split("[")
         indices = tuple(int(v) for v in index.rstrip("]").split(","))
         mine: Any = result.gradients[block_name]
@@ -196,11 +300,11 @@ def test_random_cases_cover_every_activation() -> None:
 # ----------------------------------------------------------------------------------------
 # Kinks and conventions.
 
-ONE_ONE_ONE = "relu"
+TENTH = F(1, 10)
 
 
 def kink_gradient(activation: Activation, u: Fraction, convention: int,
-                  slope: Fraction = F(1, 10)) -> Any:
+                  slope: Fraction = TENTH) -> Any:
     """dL/db1 for one sample with pre-activation u, W2 = 1 and residual 1 (M = 1, mean MSE)."""
     network = Network(1, (Layer(1, activation, slope), Layer(1, Activation.LINEAR)))
     params = Parameters(weights=(((F(1),),), ((F(1),),)), biases=((u,), (F(0),)))
@@ -313,19 +417,19 @@ def test_matches_torch_autograd(seed: int) -> None:
                                   dtype=torch.float64, requires_grad=True)
                for name, value in values.items()}
     a = torch.tensor([[float(v) for v in row] for row in xs], dtype=torch.float64)
-    for l, layer in enumerate(network.layers, start=1):
-        a = torch_act(layer, a @ tensors[f"W{l}"].T + tensors[f"b{l}"])
+    for li, layer in enumerate(network.layers, start=1):
+        a = torch_act(layer, a @ tensors[f"W{li}"].T + tensors[f"b{li}"])
     target = torch.tensor([[float(v) for v in row] for row in ys], dtype=torch.float64)
     value = torch.nn.functional.mse_loss(a, target, reduction=loss.reduction.value)
     (value * float(loss.scale)).backward()
 
     depth = network.depth
     params = Parameters(
-        tuple(tuple(tuple(row) for row in values[f"W{l}"]) for l in range(1, depth + 1)),
-        tuple(tuple(values[f"b{l}"]) for l in range(1, depth + 1)))
+        tuple(tuple(tuple(row) for row in values[f"W{li}"]) for li in range(1, depth + 1)),
+        tuple(tuple(values[f"b{li}"]) for li in range(1, depth + 1)))
     result = evaluate(network, loss, Conventions(), params, [tuple(x) for x in xs],
                       [tuple(y) for y in ys])
-    assert float(result.loss) == pytest.approx(float(value) * float(loss.scale), abs=1e-12)
+    assert float(result.loss) == pytest.approx(value.item() * float(loss.scale), abs=1e-12)
     for name, tensor in tensors.items():
         expected = tensor.grad.tolist()
         mine = result.gradients[name]
@@ -333,3 +437,21 @@ def test_matches_torch_autograd(seed: int) -> None:
             else expected
         flat_mine = [v for row in mine for v in row] if isinstance(mine[0], tuple) else list(mine)
         assert [float(v) for v in flat_mine] == pytest.approx(flat_expected, abs=1e-12), name
+
+
+@pytest.mark.parametrize(("activation", "u"), [
+    (Activation.RELU, F(0)), (Activation.LEAKY_RELU, F(0)), (Activation.ABS, F(0)),
+    (Activation.HARDTANH, F(1)), (Activation.HARDTANH, F(-1)),
+])
+def test_default_kink_convention_is_pytorchs(activation: Activation, u: Fraction) -> None:
+    torch = pytest.importorskip("torch")
+    functions = {
+        Activation.RELU: torch.relu, Activation.ABS: torch.abs,
+        Activation.HARDTANH: torch.nn.functional.hardtanh,
+        Activation.LEAKY_RELU: lambda t: torch.nn.functional.leaky_relu(t, 0.1),
+    }
+    b1 = torch.tensor([float(u)], dtype=torch.float64, requires_grad=True)
+    yhat = functions[activation](b1)  # W1 x = 0, W2 = 1, b2 = 0
+    ((yhat - (yhat.detach() - 1)) ** 2).mean().backward()  # residual 1
+    assert b1.grad is not None
+    assert float(kink_gradient(activation, u, 0).gradients["b1"][0]) == b1.grad.item()

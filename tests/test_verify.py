@@ -156,8 +156,12 @@ def test_hand_mutation_case_count() -> None:
 
 
 # ----------------------------------------------------------------------------------------
-# Mutations of solver-found witnesses: the verifier must agree with the independent
-# reference computation on every single change (and reject nearly all of them).
+# Mutations of solver-found witnesses. These witnesses change with the engine, so the
+# "provably still valid" cases cannot be listed by hand as for the seed: each change is
+# decided by the suite's own exact computation (conftest.Reference, Fractions), and the
+# verifier must agree with it on every single change. A change that survives is then
+# proved valid by that exact re-computation, not skipped. Changes that no witness can
+# survive (see _must_reject) must always be rejected.
 
 SOLVED = [
     ("relu_mse.yaml", {"backend": "z3"}),
@@ -313,8 +317,7 @@ def test_enclosure_witness_mutations(solved: Any) -> None:
         assert not verify(spec, replace(block, index, middle)).accepted, (block, index)
     # Every hard label flipped: the requirements fail (or cannot be certified).
     for m in range(witness.samples):
-        y = value_at(witness, "Y", (m, 0))
-        flipped = _replace_value(witness, "Y", (m, 0), lambda _: 1 - y)
+        flipped = _replace_value(witness, "Y", (m, 0), lambda old: 1 - old)
         assert not verify(spec, flipped).accepted, m
 
 
