@@ -153,7 +153,7 @@ def check(
     """Re-verify a witness exactly and print every gradient (exit 0 holds, 1 does not)."""
     with _errors_to_exit_codes():
         from smtgrad.report import check_json, render_check
-        from smtgrad.spec import load_spec, parse_yaml
+        from smtgrad.spec import SpecError, load_spec, parse_yaml
         from smtgrad.verify import enclosed_coordinates, verify
         from smtgrad.witness import WitnessError, witness_from_json
 
@@ -164,8 +164,11 @@ def check(
             text = witness_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise WitnessError(f"{witness_path}: cannot read ({error})") from None
-        witness = witness_from_json(parse_yaml(text, str(witness_path)), spec.network,
-                                    spec.targets)
+        try:
+            raw = parse_yaml(text, str(witness_path))
+        except SpecError as error:
+            raise WitnessError(str(error)) from None
+        witness = witness_from_json(raw, spec.network, spec.targets)
         verification = verify(spec, witness)
         enclosed = bool(enclosed_coordinates(witness))
         if output is OutputFormat.JSON:

@@ -541,7 +541,8 @@ def _margins_ok(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
     for layer_index, layer in enumerate(spec.network.layers):
         for sample in evaluation.pre_activations[layer_index]:
             for u in sample:
-                value = u.value if isinstance(u, Dual) else mp.mpf(Fraction(u))
+                value = u.value if isinstance(u, Dual) else (mp.mpf(Fraction(u).numerator)
+                                                             / Fraction(u).denominator)
                 if any(abs(value - float(k)) < 1e-6 for k in kink_points(layer)):
                     return False
     shapes = spec.network.parameter_shapes()
@@ -551,7 +552,7 @@ def _margins_ok(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
         for index in indices:
             entry = entry_at(evaluation.gradients[target.block], index)
             magnitudes.append(abs(entry.value) if isinstance(entry, Dual) else
-                              abs(Fraction(entry)))
+                              abs(float(Fraction(entry))))
         if max(magnitudes) < 1e-8:
             return False
     for (name, _), value in zip(unknowns, values, strict=True):

@@ -29,6 +29,7 @@ imported here (see :mod:`smtgrad.backends`).
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -54,6 +55,7 @@ from pysmt.shortcuts import (
     Real,
     Symbol,
     Times,
+    get_env,
 )
 from pysmt.typing import BOOL, REAL
 
@@ -298,7 +300,9 @@ def _lattice_coefficient(value: Any, base: Fraction) -> Fraction | None:
 
 
 class _Builder:
-    def __init__(self, spec: Spec, samples: int, mode: Mode) -> None:
+    def __init__(self, spec: Spec, samples: int, mode: Mode,
+                 deadline: float | None = None) -> None:
+        self.deadline = deadline
         self.spec = spec
         self.samples = samples
         self.mode = mode
@@ -485,6 +489,8 @@ class _Builder:
             layer_inputs.append(current)
             pre_layer, post_layer, back_layer = [], [], []
             for m in range(samples):
+                if self.deadline is not None and time.perf_counter() > self.deadline:
+                    raise EncodingTimeout("the deadline passed while encoding")
                 us = []
                 for j in range(layer.units):
                     term = _sum([_mul(w, x) for w, x in zip(weight[j], current[m], strict=True)]
@@ -697,6 +703,26 @@ def _ite_01(flag: FNode) -> FNode:
     return Ite(flag, Real(1), Real(0))
 
 
-def encode(spec: Spec, samples: int, mode: Mode = EXACT) -> Encoding:
-    """Build the constraints of ``spec`` at M = ``samples`` in the given mode."""
-    return _Builder(spec, samples, mode).build()
+class EncodingTimeout(RuntimeError):
+    """The deadline passed while the constraints were being built."""
+
+
+def encode(spec: Spec, samples: int, mode: Mode = EXACT,
+           deadline: float | None = None) -> Encoding:
+    """Build the constraints of ``spec`` at M = ``samples`` in the given mode.
+
+    With ``deadline`` (a ``time.perf_counter()`` value), raise EncodingTimeout once
+    it passes.
+    """
+    manager = get_env().formula_manager
+    # pysmt type-checks every new node with a DAG walk; the builder creates only
+    # well-typed Real/Bool terms, and that check was half of the encoding time.
+    saved = manager.__dict__.get("_do_type_check")
+    manager._do_type_check = lambda formula: None
+    try:
+        return _Builder(spec, samples, mode, deadline).build()
+    finally:
+        if saved is None:
+            del manager._do_type_check
+        else:
+            manager._do_type_check = saved

@@ -369,16 +369,24 @@ class _Engine:
         if self.expired():
             return _Outcome(Verdict.UNKNOWN, "none", "none",
                             reason=f"timeout after {self.options.timeout:g} s")
-        from smtgrad.encoding import encode
+        from smtgrad.encoding import EncodingTimeout, encode
 
         self.progress(f"M={samples}: {mode.describe()} with {self.options.backend}")
         try:
-            encoding = encode(spec, samples, mode)
+            encoding = encode(spec, samples, mode, self.deadline)
         except UnsupportedSpec as error:
             return _Outcome(Verdict.UNKNOWN, mode.describe(), "none", reason=str(error))
+        except EncodingTimeout:
+            return _Outcome(Verdict.UNKNOWN, mode.describe(), "none",
+                            reason=f"timeout after {self.options.timeout:g} s (while encoding)")
         backend = self.backend
-        answer = backend.solve(encoding.formula(), budget if budget is not None
-                               else self.remaining())
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            return _Outcome(Verdict.UNKNOWN, mode.describe(), backend.version(),
+                            reason=f"timeout after {self.options.timeout:g} s")
+        if budget is not None and remaining is not None:
+            budget = min(budget, remaining)
+        answer = backend.solve(encoding.formula(), budget if budget is not None else remaining)
         method = f"{backend.name} on the {mode.describe()}"
         if answer.status is SolverStatus.UNSAT:
             if mode.kind is ModeKind.LATTICE:
@@ -506,7 +514,7 @@ class _Engine:
         proved = f"M={low}" if low == high else f"M={low}..{high}"
         last = attempts[-1]
         return Result(spec=spec, verdict=Verdict.UNSAT, samples=None,
-                      solver=self.backend.version(), method=last.method,
+                      solver=outcome.solver, method=last.method,
                       seconds=time.perf_counter() - self.start,
                       reason=last.detail if low == high else
                       f"unsat at every M from {low} to {high}", proved=proved,

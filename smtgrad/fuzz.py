@@ -893,7 +893,9 @@ def guarded_solve(spec: Spec, options: SolveOptions, hard_limit: float | None = 
         sender.close()
         os._exit(0)
 
-    process = context.Process(target=child, daemon=True)
+    # Not a daemon: a backend may itself run the solver in a child process, which
+    # multiprocessing forbids to daemonic processes. The child is killed below if need be.
+    process = context.Process(target=child, daemon=False)
     started = time.perf_counter()
     process.start()
     sender.close()

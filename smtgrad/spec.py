@@ -267,6 +267,13 @@ def _construct_exact_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> ob
         return _NonFinite(text)
 
 
+def _construct_bounded_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    text = str(loader.construct_scalar(node))
+    if len(text.replace("_", "")) > 100:
+        return _NonFinite(text)  # reported at its key; converting it could take seconds
+    return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+
+
 def _construct_checked_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> object:
     seen: set[object] = set()
     for key_node, _ in node.value:
@@ -294,6 +301,7 @@ class _NonFinite:
 
 
 _ExactLoader.add_constructor("tag:yaml.org,2002:float", _construct_exact_float)
+_ExactLoader.add_constructor("tag:yaml.org,2002:int", _construct_bounded_int)
 _ExactLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_checked_mapping
 )
@@ -395,6 +403,9 @@ class _Validator:
         return value
 
     def integer(self, value: object, key: str, low: int, high: int) -> int:
+        if isinstance(value, _NonFinite):
+            raise self.fail(key, f"expected a whole number from {low} to {high}, found "
+                                 f"{value.text[:20]!r}...")
         if isinstance(value, bool) or not isinstance(value, int | Fraction):
             raise self.fail(key, f"expected a whole number from {low} to {high}, "
                                  f"found {_type_name(value)}")
@@ -409,6 +420,9 @@ class _Validator:
 
     def number(self, value: object, key: str) -> Fraction:
         if isinstance(value, _NonFinite):
+            if len(value.text) > 100:
+                raise self.fail(key, f"number too large ({len(value.text)} characters); "
+                                     "expected at most 77 digits")
             raise self.fail(key, f"expected a finite exact number, found {value.text[:40]!r}")
         try:
             return parse_exact(value)

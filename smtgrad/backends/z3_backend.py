@@ -56,8 +56,9 @@ class Z3Backend:
 
     def solve(self, formula: FNode, timeout: float | None) -> SolverAnswer:
         start = time.perf_counter()
-        converter = Z3Converter(get_env(), z3.main_ctx())
-        solver = z3.Solver()
+        context = z3.Context()  # a fresh context: answers never depend on earlier solves
+        converter = Z3Converter(get_env(), context)
+        solver = z3.Solver(ctx=context)
         if timeout is not None:
             solver.set("timeout", max(1, int(timeout * 1000)))
         solver.add(converter.convert(formula))
@@ -72,11 +73,23 @@ class Z3Backend:
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
+        deadline = None if timeout is None else start + timeout
+        interrupted = False
         try:
             while worker.is_alive():
-                worker.join(0.05)
+                worker.join(0.02)
+                now = time.perf_counter()
+                if deadline is not None and not interrupted and now > deadline:
+                    context.interrupt()  # z3's own timeout can fire late in nlsat
+                    interrupted = True
+                if interrupted and deadline is not None and now > deadline + 0.3:
+                    # Some z3 phases ignore interrupts for a while; the interrupted
+                    # context stops on its own, and the daemon thread is left to it.
+                    return SolverAnswer(SolverStatus.UNKNOWN,
+                                        reason=f"z3: timeout after {timeout:g} s",
+                                        seconds=now - start)
         except KeyboardInterrupt:
-            z3.main_ctx().interrupt()
+            context.interrupt()
             worker.join(5)
             raise
         seconds = time.perf_counter() - start
@@ -90,6 +103,6 @@ class Z3Backend:
         if result == z3.unsat:
             return SolverAnswer(SolverStatus.UNSAT, seconds=seconds)
         reason = solver.reason_unknown()
-        if reason in ("timeout", "canceled") and timeout is not None:
+        if (reason in ("timeout", "canceled") or interrupted) and timeout is not None:
             reason = f"timeout after {timeout:g} s"
         return SolverAnswer(SolverStatus.UNKNOWN, reason=f"z3: {reason}", seconds=seconds)
