@@ -168,7 +168,10 @@ def check(
             raw = parse_yaml(text, str(witness_path))
         except SpecError as error:
             raise WitnessError(str(error)) from None
-        witness = witness_from_json(raw, spec.network, spec.targets)
+        try:
+            witness = witness_from_json(raw, spec.network, spec.targets)
+        except WitnessError as error:
+            raise WitnessError(f"{witness_path}: {error}") from None
         verification = verify(spec, witness)
         enclosed = bool(enclosed_coordinates(witness))
         if output is OutputFormat.JSON:

@@ -50,6 +50,8 @@ class Z3Backend:
     def __init__(self) -> None:
         z3.set_param("smt.random_seed", 0)
         z3.set_param("nlsat.seed", 0)
+        # z3 would catch Ctrl-C itself and answer "canceled"; let Python see it (exit 130).
+        z3.set_param("ctrl_c", False)
 
     def version(self) -> str:
         return f"z3 {z3.get_version_string()}"
