@@ -115,7 +115,17 @@ class Dual:
 
     def _lift(self, other: object) -> Dual | None:
         if isinstance(other, Dual):
-            return other
+            if len(other.grad) == len(self.grad):
+                return other
+            # A constant computed without derivatives (empty gradient) meets a variable.
+            size = max(len(other.grad), len(self.grad))
+            zero = self.ctx.mpf(0)
+            if not other.grad:
+                return Dual(self.ctx, other.value, tuple(zero for _ in range(size)))
+            if not self.grad:
+                self.grad = tuple(zero for _ in range(size))
+                return other
+            raise ValueError("dual numbers over different unknowns")
         if isinstance(other, Fraction | int) and not isinstance(other, bool):
             value = Fraction(other)
             zero = self.ctx.mpf(0)

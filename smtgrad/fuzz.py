@@ -889,7 +889,15 @@ def guarded_solve(spec: Spec, options: SolveOptions, hard_limit: float | None = 
         try:
             sender.send(payload)
         except Exception as error:
-            sender.send(("error", f"result cannot be sent back: {error}"))
+            # Interval values (enclosure certificates) do not pickle; the witness does.
+            kind, value = payload
+            if kind == "ok" and isinstance(value, Result):
+                try:
+                    sender.send(("ok", dataclasses.replace(value, evaluation=None)))
+                except Exception as again:
+                    sender.send(("error", f"result cannot be sent back: {again}"))
+            else:
+                sender.send(("error", f"result cannot be sent back: {error}"))
         sender.close()
         os._exit(0)
 

@@ -58,8 +58,8 @@ class Cvc5Backend:
         start = time.perf_counter()
         context = multiprocessing.get_context("fork")
         receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_child, args=(self, formula, timeout, sender),
-                                daemon=True)
+        # Not a daemon: the engine may itself run inside a daemonic worker process.
+        child = context.Process(target=_child, args=(self, formula, timeout, sender))
         child.start()
         sender.close()
         wait = None if timeout is None else timeout + 0.5
