@@ -63,19 +63,20 @@ class Cvc5Backend:
         child.start()
         sender.close()
         wait = None if timeout is None else timeout + 0.5
-        ready = receiver.poll(wait)
-        if not ready:
-            child.kill()
-            child.join()
-            return SolverAnswer(SolverStatus.UNKNOWN, reason=f"cvc5: timeout after {timeout:g} s",
-                                seconds=time.perf_counter() - start)
         try:
+            if not receiver.poll(wait):
+                return SolverAnswer(SolverStatus.UNKNOWN,
+                                    reason=f"cvc5: timeout after {timeout:g} s",
+                                    seconds=time.perf_counter() - start)
             status, reason, values, irrational = receiver.recv()
         except EOFError:
-            child.join()
             return SolverAnswer(SolverStatus.UNKNOWN, reason="cvc5 crashed",
                                 seconds=time.perf_counter() - start)
-        child.join()
+        finally:
+            # Also on Ctrl-C: never leave a cvc5 process running behind us.
+            if child.is_alive():
+                child.kill()
+            child.join()
         seconds = time.perf_counter() - start
         if status != SolverStatus.SAT.value:
             return SolverAnswer(SolverStatus(status), reason=reason, seconds=seconds)
