@@ -60,6 +60,10 @@ def _array(raw: Any, key: str, shape: tuple[int, ...]) -> Any:
     if not shape:
         if isinstance(raw, list | dict) or raw is None:
             raise WitnessError(f"{key}: expected a number, found {type(raw).__name__}")
+        text = getattr(raw, "text", None)  # a YAML number the loader refused to convert
+        if isinstance(text, str):
+            what = "too large" if len(text) > 100 else "not a finite exact number"
+            raise WitnessError(f"{key}: the number {text[:20]!r}... is {what}")
         try:
             if isinstance(raw, str) and raw.strip().startswith("["):
                 enclosure = parse_enclosure(raw)
