@@ -961,9 +961,9 @@ def check_spec(spec: Spec, config: FuzzConfig, rng: random.Random, report: CaseR
 
 def _check_sat(spec: Spec, config: FuzzConfig, result: Result, report: CaseReport) -> None:
     witness = result.witness
-    if witness is None or result.evaluation is None:
+    if witness is None:
         report.category = Category.ERROR
-        report.details.append("sat without a witness or an evaluation")
+        report.details.append("sat without a witness")
         return
     if result.samples != witness.samples or not (
             spec.samples.min <= witness.samples <= spec.samples.max):
@@ -979,8 +979,10 @@ def _check_sat(spec: Spec, config: FuzzConfig, result: Result, report: CaseRepor
         return
     report.category = Category.SAT_VERIFIED
     report.details.append(f"sat by {result.method} at M={result.samples}")
-    if config.torch:
-        replay, why = torch_replay(spec, witness, result.evaluation)
+    if config.torch and result.certificate == "enclosure":
+        report.details.append("torch skipped: an enclosure certificate has no exact point")
+    elif config.torch and check.evaluation is not None:
+        replay, why = torch_replay(spec, witness, check.evaluation)
         report.replay = replay
         if replay is Replay.SKIPPED:
             report.details.append(f"torch skipped: {why}")
