@@ -60,6 +60,7 @@ from smtgrad.network import (
     evaluate,
     kink_points,
 )
+from smtgrad.rank import solve_linear
 from smtgrad.spec import (
     Activation,
     Layer,
@@ -640,41 +641,6 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
 # Randomized search for a counterexample to an unsat verdict.
 
 
-def _solve_linear(rows: list[list[Fraction]], rhs: list[Fraction], columns: int
-                  ) -> tuple[list[Fraction], list[list[Fraction]]] | None:
-    """Solve rows @ x = rhs exactly: a particular solution and a null-space basis, or None."""
-    matrix = [[*row, value] for row, value in zip(rows, rhs, strict=True)]
-    pivots: list[int] = []
-    rank = 0
-    for column in range(columns):
-        pivot = next((r for r in range(rank, len(matrix)) if matrix[r][column] != 0), None)
-        if pivot is None:
-            continue
-        matrix[rank], matrix[pivot] = matrix[pivot], matrix[rank]
-        lead = matrix[rank][column]
-        matrix[rank] = [value / lead for value in matrix[rank]]
-        for r in range(len(matrix)):
-            if r != rank and matrix[r][column] != 0:
-                factor = matrix[r][column]
-                matrix[r] = [a - factor * b for a, b in zip(matrix[r], matrix[rank],
-                                                            strict=True)]
-        pivots.append(column)
-        rank += 1
-    if any(row[columns] != 0 for row in matrix[rank:]):
-        return None
-    particular = [Fraction(0)] * columns
-    for r, column in enumerate(pivots):
-        particular[column] = matrix[r][columns]
-    basis = []
-    for free in (c for c in range(columns) if c not in pivots):
-        vector = [Fraction(0)] * columns
-        vector[free] = Fraction(1)
-        for r, column in enumerate(pivots):
-            vector[column] = -matrix[r][free]
-        basis.append(vector)
-    return particular, basis
-
-
 _HALF_SUM = Loss(kind=LossKind.MSE, reduction=Reduction.SUM, scale=Fraction(1, 2))
 
 
@@ -777,7 +743,7 @@ class _PointSearch:
             rows.append([Fraction(_at(phi[m * outputs + k][name], index)) for m, k in free])
             rhs.append(-sum((Fraction(_at(phi[m * outputs + k][name], index)) * r
                              for (m, k), r in known.items()), start=Fraction(0)))
-        solution = _solve_linear(rows, rhs, len(free))
+        solution = solve_linear(rows, rhs, len(free))
         if solution is None:
             return []
         particular, basis = solution

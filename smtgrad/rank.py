@@ -118,13 +118,15 @@ class _Sampler:
                         denominator)
 
 
-def _nullspace(rows: list[list[Fraction]], columns: int) -> list[list[Fraction]]:
-    """A basis of {v : rows . v = 0} over Q, by exact Gauss-Jordan elimination.
+def solve_linear(rows: list[list[Fraction]], rhs: list[Fraction], columns: int
+                  ) -> tuple[list[Fraction], list[list[Fraction]]] | None:
+    """Solve rows @ x = rhs exactly: a particular solution and a null-space basis, or None.
 
-    Written out (rather than sympy's DomainMatrix) because importing sympy costs
-    0.7 s of start-up and these systems have at most a few dozen rows.
+    Exact Gauss-Jordan elimination over Q, written out (rather than sympy's
+    DomainMatrix) because importing sympy costs 0.7 s of start-up and these
+    systems have at most a few dozen rows.
     """
-    matrix = [list(row) for row in rows]
+    matrix = [[*row, value] for row, value in zip(rows, rhs, strict=True)]
     pivots: list[int] = []
     rank = 0
     for column in range(columns):
@@ -141,16 +143,26 @@ def _nullspace(rows: list[list[Fraction]], columns: int) -> list[list[Fraction]]
                                                             strict=True)]
         pivots.append(column)
         rank += 1
-        if rank == len(matrix):
-            break
+    if any(row[columns] != 0 for row in matrix[rank:]):
+        return None
+    particular = [Fraction(0)] * columns
+    for r, column in enumerate(pivots):
+        particular[column] = matrix[r][columns]
     basis = []
     for free in (c for c in range(columns) if c not in pivots):
         vector = [Fraction(0)] * columns
         vector[free] = Fraction(1)
-        for row, column in enumerate(pivots):
-            vector[column] = -matrix[row][free]
+        for r, column in enumerate(pivots):
+            vector[column] = -matrix[r][free]
         basis.append(vector)
-    return basis
+    return particular, basis
+
+
+def _nullspace(rows: list[list[Fraction]], columns: int) -> list[list[Fraction]]:
+    """A basis of {v : rows . v = 0} over Q."""
+    solved = solve_linear(rows, [Fraction(0)] * len(rows), columns)
+    assert solved is not None  # a homogeneous system always has the zero solution
+    return solved[1]
 
 
 def _fraction_at(array: Any, index: tuple[int, ...]) -> Fraction:
