@@ -35,6 +35,7 @@ from smtgrad.fuzz import (
     torch_available,
     torch_replay,
 )
+from smtgrad.rank import solve_linear
 from smtgrad.spec import Verdict, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,13 +122,13 @@ def test_generator_covers_the_grammar() -> None:
 def test_exact_linear_solver() -> None:
     F = Fraction
     rows = [[F(1), F(2), F(3)], [F(2), F(4), F(7)]]
-    particular, basis = fuzz._solve_linear(rows, [F(1), F(3)], 3) or ([], [])
+    particular, basis = solve_linear(rows, [F(1), F(3)], 3) or ([], [])
     for row, value in zip(rows, [F(1), F(3)], strict=True):
         assert sum(a * x for a, x in zip(row, particular, strict=True)) == value
         for vector in basis:
             assert sum(a * x for a, x in zip(row, vector, strict=True)) == 0
     assert len(basis) == 1
-    assert fuzz._solve_linear([[F(1), F(1)], [F(2), F(2)]], [F(1), F(3)], 2) is None
+    assert solve_linear([[F(1), F(1)], [F(2), F(2)]], [F(1), F(3)], 2) is None
 
 
 @pytest.mark.parametrize("name", ["relu_mse.yaml", "deep_leaky.yaml", "kink_convention.yaml",
