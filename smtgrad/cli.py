@@ -47,7 +47,7 @@ def _fail(code: int, message: str) -> NoReturn:
 def _errors_to_exit_codes() -> Iterator[None]:
     """Map every failure to its exit code in one place; never show a traceback."""
     from smtgrad.backends import BackendUnavailable
-    from smtgrad.engine import WitnessRejected
+    from smtgrad.engine import LemmaContradicted, WitnessRejected
     from smtgrad.spec import SpecError
     from smtgrad.witness import WitnessError
 
@@ -61,7 +61,7 @@ def _errors_to_exit_codes() -> Iterator[None]:
         _fail(EXIT_BAD_INPUT, f"bad witness: {error}")
     except BackendUnavailable as error:
         _fail(EXIT_BAD_INPUT, str(error))
-    except WitnessRejected as error:
+    except (WitnessRejected, LemmaContradicted) as error:
         _fail(EXIT_INTERNAL, f"internal error (a bug, please report it): {error}")
     except KeyboardInterrupt:
         _fail(EXIT_INTERRUPTED, "interrupted")

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import mpmath
-
 from smtgrad.network import (
     InexactValue,
     Parameters,
@@ -233,12 +231,16 @@ def _sign(value: Any) -> int | None:
 
 
 def _to_fraction(value: Any) -> Fraction:
+    import mpmath
+
     p, q = mpmath.libmp.to_rational(value._mpf_)
     return Fraction(int(p), int(q))
 
 
 def interval_text(value: Any) -> str:
     """"[lo, hi]" of an mpmath interval or point, outward-rounded to DIGITS digits."""
+    import mpmath
+
     if hasattr(value, "_mpi_"):
         low, high = value._mpi_
         lo = Fraction(*map(int, mpmath.libmp.to_rational(low)))
@@ -415,6 +417,8 @@ def _system(spec: Spec, point: Point, unknowns: Sequence[Coordinate], ctx: Any,
 def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
              box: Sequence[Enclosure], precision: int = 256) -> tuple[bool, str]:
     """True when the Krawczyk operator maps the box into its interior (a unique zero inside)."""
+    import mpmath
+
     count = len(equations(spec))
     if count != len(unknowns):
         return False, (f"{len(unknowns)} unknowns for {count} independent zero-gradient "
@@ -451,12 +455,16 @@ def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
 
 
 def _iv_bound(value: Fraction) -> Any:
+    import mpmath
+
     return mpmath.iv.mpf(value.numerator) / value.denominator
 
 
 def box_evaluation(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
                    box: Sequence[Enclosure], precision: int = 256) -> tuple[Point, Any]:
     """The network evaluated over the whole box (dual intervals), and the assigned values."""
+    import mpmath
+
     iv = mpmath.iv
     saved = iv.prec
     iv.prec = precision
@@ -497,6 +505,8 @@ def _free_coordinates(spec: Spec, samples: int) -> list[Coordinate]:
 def _newton(spec: Spec, point: Point, unknowns: Sequence[Coordinate], start: list[Any],
             iterations: int = 60) -> list[Any] | None:
     """Damped minimum-norm Newton steps on F(v) = 0 in mpmath's point arithmetic."""
+    import mpmath
+
     mp = mpmath.mp
 
     def residual(values: list[Any]) -> tuple[Any, list[Any], list[tuple[Any, ...]]] | None:
@@ -541,6 +551,8 @@ def _newton(spec: Spec, point: Point, unknowns: Sequence[Coordinate], start: lis
 def _margins_ok(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
                 values: Sequence[Any]) -> bool:
     """Numerically: no kink nearby, nonzero blocks clearly nonzero, labels and targets sane."""
+    import mpmath
+
     from smtgrad.network import kink_points
 
     mp = mpmath.mp
@@ -625,6 +637,8 @@ class Found:
 def search(spec: Spec, samples: int, starts: Sequence[Point], deadline: float,
            seed: int = 0, accept: Callable[[Found], bool] | None = None) -> Found | None:
     """Newton from each start, then a square subsystem, then the Krawczyk test."""
+    import mpmath
+
     system = equations(spec)
     if not system:
         return None
@@ -683,6 +697,8 @@ def _certify_subset(spec: Spec, start: Point, free: Sequence[Coordinate], soluti
 
 def _certify_near(spec: Spec, start: Point, free: Sequence[Coordinate], solution: list[Any],
                   equations: Sequence[Coordinate], deadline: float) -> Found | None:
+    import mpmath
+
     mp = mpmath.mp
     _, jacobian, _ = _system(spec, start, free, mp, solution)
     j = mpmath.matrix([[mp.mpf(x) for x in row] for row in jacobian])

@@ -2,6 +2,8 @@
 
 For each M the engine tries, within one shared deadline:
 
+0. the structural lemmas (:mod:`smtgrad.lemmas`): unsat proofs read off the
+   query's shape (one and two samples, linear layers), with no solver;
 1. the rank criterion (:mod:`smtgrad.rank`), a sat-only exact search;
 2. the sample-reduction lemma: with free residuals, any witness reduces to one
    with at most D samples (D = number of queried gradient entries), so a query
@@ -28,8 +30,9 @@ from smtgrad.backends import (
     SolverAnswer,
     SolverStatus,
     get_backend,
+    require_backend,
 )
-from smtgrad.lognum import LogNumber
+from smtgrad.lemmas import Proof, structural_proof
 from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
 from smtgrad.network import Evaluation, Parameters
 from smtgrad.rank import search
@@ -42,12 +45,25 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 
-#: Up to this M the complete solver runs before the (sat-only) rank criterion.
+#: Up to this M the complete solver runs right after a short rank-criterion search.
 SMALL_M = 4
+
+#: Seconds of rank-criterion draws before the complete solver at M <= SMALL_M.
+SMALL_M_FAST_PATH_SECONDS = 0.03
 
 #: Bases beta of the log lattices tried, in order, and the largest |k| of k*ln(beta).
 LATTICE_BASES = (Fraction(2), Fraction(3), Fraction(3, 2), Fraction(5), Fraction(4, 3))
 LATTICE_RADIUS = 3
+
+
+class LemmaContradicted(RuntimeError):
+    """A verified witness exists where a structural lemma claimed unsat: a bug, exit 4."""
+
+    def __init__(self, lemma: str, method: str) -> None:
+        self.lemma = lemma
+        self.method = method
+        super().__init__(f"the {lemma} claimed unsat, but {method} found a witness that the "
+                         "exact verifier accepts")
 
 
 class WitnessRejected(RuntimeError):
@@ -71,6 +87,7 @@ class SolveOptions:
     cross_check: bool = False
     fast_path: bool = True
     reduction: bool = True
+    lemmas: bool = True
 
 
 @dataclass(frozen=True)
@@ -151,6 +168,7 @@ def _pad(witness: Witness, spec: Spec, samples: int) -> Witness:
 
 class _Engine:
     def __init__(self, spec: Spec, options: SolveOptions, progress: Progress | None) -> None:
+        require_backend(options.backend)  # a bad --backend fails even if no solver is needed
         self.spec = spec
         self.options = options
         self.progress = progress or (lambda message: None)
@@ -188,15 +206,35 @@ class _Engine:
         return max(0.05, min(cap, remaining * share))
 
     def solve_at(self, samples: int) -> _Outcome:
-        from smtgrad.encoding import check_supported  # pysmt: imported only when needed
-
         spec = self.spec.with_samples(samples)
+        if self.options.lemmas:
+            proof = structural_proof(spec, samples)
+            if proof is not None:
+                self.progress(f"M={samples}: unsat by the {proof.lemma}")
+                return self.by_lemma(spec, samples, proof)
+        return self.decide(spec, samples)
+
+    def by_lemma(self, spec: Spec, samples: int, proof: Proof) -> _Outcome:
+        """Unsat by a lemma; with --cross-check, confirmed by the solvers as well."""
+        outcome = _Outcome(Verdict.UNSAT, proof.lemma, "smtgrad structural lemma",
+                           reason=proof.argument, all_samples=proof.all_samples)
+        if not self.options.cross_check:
+            return outcome
+        self.progress(f"M={samples}: cross-checking the {proof.lemma} with the solvers")
+        check = self.decide(spec, samples)
+        if check.verdict is Verdict.SAT:
+            raise LemmaContradicted(proof.lemma, check.method)
+        if check.verdict is Verdict.UNKNOWN:
+            return _Outcome(Verdict.UNKNOWN, proof.lemma, "smtgrad structural lemma", reason=(
+                f"the {proof.lemma} proves unsat, but the cross-check could not confirm it "
+                f"({check.reason})"))
+        return dataclasses.replace(outcome, solver=check.solver,
+                                   reason=f"{proof.argument}; confirmed: {check.reason}")
+
+    def decide(self, spec: Spec, samples: int) -> _Outcome:
+        """Fast path, sample reduction and the solvers at one M (no lemmas)."""
         if is_smooth(spec) or spec.loss.kind is not LossKind.MSE:
             return self.solve_smooth(spec, samples)
-        try:
-            check_supported(spec)
-        except UnsupportedSpec as error:
-            return _Outcome(Verdict.UNKNOWN, "none", "none", reason=str(error))
         bound = reduction_bound(spec) if self.options.reduction else None
         if bound is not None and samples > bound and not spec.generic:
             outcome = self.reduced(spec, samples, bound)
@@ -208,7 +246,12 @@ class _Engine:
             if outcome.verdict is not Verdict.UNKNOWN:
                 return outcome
         elif samples <= SMALL_M:
-            # Small problems: the complete solver is quickest, and settles unsat at once.
+            # Small problems: a few rank-criterion draws (milliseconds when sat), then the
+            # complete solver, which is quick here and settles unsat at once.
+            if self.options.fast_path:
+                fast = self.fast_path(spec, samples, budget=SMALL_M_FAST_PATH_SECONDS)
+                if fast is not None:
+                    return fast
             outcome = self.smt(spec, samples, budget=self.slice(0.25, 1.0))
             if outcome.verdict is not Verdict.UNKNOWN:
                 return self.all_samples_if_reducible(outcome, spec, samples, bound)
@@ -249,7 +292,7 @@ class _Engine:
     def solve_smooth(self, spec: Spec, samples: int) -> _Outcome:
         """Smooth units: abstraction for unsat; concretised and full log lattices, then
         certified enclosures, for witnesses."""
-        from smtgrad.encoding import check_supported
+        from smtgrad.encoding import check_supported  # pysmt: imported only when needed
 
         notes: list[str] = []
         weak = spec.network.layers[-1].activation is Activation.SOFTMAX
@@ -347,9 +390,10 @@ class _Engine:
                         "mpmath interval arithmetic", witness=witness, verification=check,
                         certificate="enclosure")
 
-    def fast_path(self, spec: Spec, samples: int) -> _Outcome | None:
+    def fast_path(self, spec: Spec, samples: int, budget: float = 0.5) -> _Outcome | None:
         remaining = self.remaining()
-        budget = 0.5 if remaining is None else min(0.5, remaining / 4)
+        if remaining is not None:
+            budget = min(budget, remaining / 4)
         found: list[Verification] = []
 
         def accept(witness: Witness) -> bool:
@@ -543,6 +587,7 @@ class _Engine:
 
 def _read_witness(encoding: Encoding, model: Model, approximate: bool = False) -> Witness:
     """Model values -> witness; lattice-encoded parameters are coefficients of ln(base)."""
+    from smtgrad.lognum import LogNumber
 
     def values(terms: Any, scale: bool = False) -> Any:
         if isinstance(terms, list | tuple):

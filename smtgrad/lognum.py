@@ -23,8 +23,6 @@ from functools import total_ordering
 from math import lcm
 from typing import Any
 
-import mpmath
-
 from smtgrad.network import InexactValue, SmoothFunctions, Vector
 from smtgrad.numbers import NumberError, format_exact, parse_exact
 
@@ -33,6 +31,8 @@ _MAX_PRECISION = 20_000
 
 def _interval_sign(evaluate: Any, what: str) -> int:
     """Sign of a nonzero real given by ``evaluate(iv_context)`` -> interval."""
+    import mpmath  # lazily: 40 ms of start-up that exact runs never need
+
     precision = 128
     context = mpmath.iv
     saved = context.prec
@@ -229,6 +229,8 @@ class LogNumber:
         return bool(self.coefficients)
 
     def __float__(self) -> float:
+        import mpmath
+
         log = mpmath.log(mpmath.mpf(self.base.numerator) / self.base.denominator)
         return float(sum(mpmath.mpf(c.numerator) / c.denominator * log ** i
                          for i, c in enumerate(self.coefficients)))
@@ -397,7 +399,9 @@ class LogSum:
         return hash((self.constant, tuple(sorted(self.terms.items()))))
 
     def __float__(self) -> float:
-        return float(self.constant) + sum(float(q) * float(mpmath.log(float(p)))
+        import math
+
+        return float(self.constant) + sum(float(q) * math.log(float(p))
                                           for p, q in self.terms.items())
 
     def __str__(self) -> str:

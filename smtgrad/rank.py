@@ -19,11 +19,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from math import lcm
+from math import gcd, lcm
 from typing import Any
 
-from smtgrad.network import Parameters, entry_at, evaluate
-from smtgrad.spec import Loss, LossKind, Reduction, Spec, TargetKind, entries
+from smtgrad.network import (
+    RATIONAL,
+    Parameters,
+    activation_derivative,
+    activation_value,
+    kink_points,
+)
+from smtgrad.spec import LossKind, Network, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
 
@@ -35,6 +41,10 @@ def applicable(spec: Spec) -> bool:
         and "Y" not in spec.fixed
         and all(layer.activation.is_piecewise_linear for layer in spec.network.layers)
     )
+
+
+Coordinate = tuple[str, tuple[int, ...]]
+Number = int | Fraction
 
 
 @dataclass(frozen=True)
@@ -57,17 +67,21 @@ def _coordinates(spec: Spec) -> _Coordinates:
 
 
 class _Sampler:
-    """Draws small rational parameters and inputs, honouring fixed values."""
+    """Draws small rational parameters and inputs, honouring fixed values.
+
+    Values are ints where integral (exact, and much faster than Fractions);
+    :func:`_exact_witness` turns them into Fractions for the witness.
+    """
 
     def __init__(self, spec: Spec, samples: int, seed: int) -> None:
         self.spec = spec
         self.samples = samples
         self.random = random.Random(seed)
 
-    def number(self, magnitude: int, nonzero: bool) -> Fraction:
+    def number(self, magnitude: int, nonzero: bool) -> Number:
         while True:
-            value = Fraction(self.random.randint(-magnitude, magnitude),
-                             self.random.choice((1, 1, 1, 2)))
+            value: Number = _plain(Fraction(self.random.randint(-magnitude, magnitude),
+                                            self.random.choice((1, 1, 1, 2))))
             if value != 0 or not nonzero:
                 return value
 
@@ -87,20 +101,23 @@ class _Sampler:
         return Parameters(tuple(weights), tuple(biases))
 
     def _value(self, name: str, index: tuple[int, ...], magnitude: int,
-               nonzero: bool) -> Fraction:
+               nonzero: bool) -> Number:
         fixed = self.spec.fixed_value(name, index)
-        return fixed if fixed is not None else self.number(magnitude, nonzero)
+        if fixed is None:
+            return self.number(magnitude, nonzero)
+        value: Number = _plain(fixed)
+        return value
 
-    def inputs(self, magnitude: int, avoid: Callable[[tuple[Fraction, ...]], bool]
-               ) -> tuple[tuple[Fraction, ...], ...]:
+    def inputs(self, magnitude: int, avoid: Callable[[tuple[Number, ...]], bool]
+               ) -> tuple[tuple[Number, ...], ...]:
         """Distinct input rows; a row on a kink (``avoid``) is redrawn, not the whole batch."""
         spec = self.spec
         width = spec.network.inputs
-        rows: list[tuple[Fraction, ...]] = []
-        seen: set[tuple[Fraction, ...]] = set()
+        rows: list[tuple[Number, ...]] = []
+        seen: set[tuple[Number, ...]] = set()
         spread = max(magnitude, self.samples)
         for m in range(self.samples):
-            row: tuple[Fraction, ...] = ()
+            row: tuple[Number, ...] = ()
             for tries in range(60):
                 denominator = 1 if tries < 5 else self.random.choice((3, 5, 7))
                 row = tuple(self._input((m, i), spread, denominator) for i in range(width))
@@ -110,12 +127,15 @@ class _Sampler:
             rows.append(row)
         return tuple(rows)
 
-    def _input(self, index: tuple[int, ...], spread: int, denominator: int) -> Fraction:
+    def _input(self, index: tuple[int, ...], spread: int, denominator: int) -> Number:
         fixed = self.spec.fixed_value("X", index)
         if fixed is not None:
-            return Fraction(fixed)
-        return Fraction(self.random.randint(-spread * denominator, spread * denominator),
-                        denominator)
+            exact: Number = _plain(Fraction(fixed))
+            return exact
+        numerator = self.random.randint(-spread * denominator, spread * denominator)
+        value: Number = numerator if denominator == 1 else _plain(Fraction(numerator,
+                                                                           denominator))
+        return value
 
 
 def solve_linear(rows: list[list[Fraction]], rhs: list[Fraction], columns: int
@@ -158,20 +178,132 @@ def solve_linear(rows: list[list[Fraction]], rhs: list[Fraction], columns: int
     return particular, basis
 
 
-def _nullspace(rows: list[list[Fraction]], columns: int) -> list[list[Fraction]]:
-    """A basis of {v : rows . v = 0} over Q."""
-    solved = solve_linear(rows, [Fraction(0)] * len(rows), columns)
+def _nullspace(rows: list[list[Any]], columns: int) -> list[list[Any]]:
+    """A basis of {v : rows . v = 0} over Q (integral vectors when every entry is an int)."""
+    if all(type(value) is int for row in rows for value in row):
+        return _integer_nullspace(rows, columns)
+    solved = solve_linear([[Fraction(value) for value in row] for row in rows],
+                          [Fraction(0)] * len(rows), columns)
     assert solved is not None  # a homogeneous system always has the zero solution
     return solved[1]
 
 
-def _fraction_at(array: Any, index: tuple[int, ...]) -> Fraction:
-    return Fraction(entry_at(array, index))
+def _integer_nullspace(rows: list[list[int]], columns: int) -> list[list[int]]:
+    """Fraction-free Gauss-Jordan elimination: the same null space as :func:`solve_linear`,
+    computed with Python ints (several times faster than Fractions on small systems)."""
+    matrix = [list(row) for row in rows]
+    pivots: list[int] = []
+    rank = 0
+    for column in range(columns):
+        pivot = next((r for r in range(rank, len(matrix)) if matrix[r][column] != 0), None)
+        if pivot is None:
+            continue
+        matrix[rank], matrix[pivot] = matrix[pivot], matrix[rank]
+        lead_row = matrix[rank]
+        lead = lead_row[column]
+        for r in range(len(matrix)):
+            factor = matrix[r][column]
+            if r != rank and factor != 0:
+                row = [lead * a - factor * b for a, b in zip(matrix[r], lead_row, strict=True)]
+                common = gcd(*row)
+                matrix[r] = [value // common for value in row] if common > 1 else row
+        pivots.append(column)
+        rank += 1
+    basis = []
+    scale = lcm(*(matrix[r][column] for r, column in enumerate(pivots))) if pivots else 1
+    for free in (c for c in range(columns) if c not in pivots):
+        vector = [0] * columns
+        vector[free] = scale
+        for r, column in enumerate(pivots):
+            vector[column] = -matrix[r][free] * scale // matrix[r][column]
+        common = gcd(*vector)
+        basis.append([value // common for value in vector])
+    return basis
 
 
-def _integral(vector: list[Fraction]) -> list[Fraction]:
+def _integral(vector: list[Any]) -> list[Any]:
+    """The vector scaled by the common denominator of its entries (ints stay ints)."""
     scale = lcm(*(v.denominator for v in vector)) if vector else 1
-    return [v * scale for v in vector]
+    return [v * scale for v in vector] if scale != 1 else vector
+
+
+def _plain(value: Any) -> Any:
+    """An integral Fraction as an int: exact, and several times faster to multiply."""
+    if isinstance(value, Fraction) and value.denominator == 1:
+        return value.numerator
+    return value
+
+
+def _exact_parameters(params: Parameters) -> Parameters:
+    """Parameters with every value a Fraction (as witnesses hold them)."""
+    return Parameters(
+        weights=tuple(tuple(tuple(Fraction(w) for w in row) for row in block)
+                      for block in params.weights),
+        biases=tuple(tuple(Fraction(b) for b in block) for block in params.biases),
+    )
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One sample's forward pass: pre-activations and activations of every layer."""
+
+    inputs: tuple[Any, ...]
+    pre: tuple[tuple[Any, ...], ...]
+    post: tuple[tuple[Any, ...], ...]
+
+    def on_kink(self, network: Network) -> bool:
+        return any(value == point
+                   for layer, values in zip(network.layers, self.pre, strict=True)
+                   for point in kink_points(layer) for value in values)
+
+
+def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pass:
+    pre, post = [], []
+    current = tuple(_plain(value) for value in row)
+    inputs = current
+    for layer, weight, bias in zip(network.layers, params.weights, params.biases,
+                                   strict=True):
+        u = tuple(sum(w * x for w, x in zip(weights, current, strict=True)) + b
+                  for weights, b in zip(weight, bias, strict=True))
+        current = tuple(activation_value(layer, value, RATIONAL) for value in u)
+        pre.append(u)
+        post.append(current)
+    return _Pass(inputs, tuple(pre), tuple(post))
+
+
+def _features(spec: Spec, params: Parameters, forward: _Pass, output: int,
+              wanted: frozenset[Coordinate]) -> dict[Coordinate, Any]:
+    """The wanted gradient entries of sample ``forward`` for a unit residual on ``output``.
+
+    This is backpropagation of delta = e_output * act'(z_L) (the MSE gradient with
+    loss factor 1, positive factors dropped), entry by entry.
+    """
+    network, conventions = spec.network, spec.conventions
+    layers = network.layers
+    depth = network.depth
+    last = layers[-1]
+    delta: list[Any] = [
+        _plain(activation_derivative(last, forward.pre[-1][k], forward.post[-1][k],
+                                     conventions)) if k == output else 0
+        for k in range(network.outputs)]
+    result: dict[Coordinate, Any] = {}
+    for index in range(depth, 0, -1):
+        below = forward.inputs if index == 1 else forward.post[index - 2]
+        for name, position in wanted:
+            if name == f"b{index}":
+                result[(name, position)] = delta[position[0]]
+            elif name == f"W{index}":
+                result[(name, position)] = delta[position[0]] * below[position[1]]
+        if index == 1:
+            break
+        weight = params.weights[index - 1]
+        layer = layers[index - 2]
+        delta = [
+            sum(weight[j][i] * delta[j] for j in range(len(delta))) * _plain(
+                activation_derivative(layer, forward.pre[index - 2][i],
+                                      forward.post[index - 2][i], conventions))
+            for i in range(layer.units)]
+    return result
 
 
 def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed: int = 0,
@@ -179,59 +311,61 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
     """Look for a witness at M = ``samples`` by the rank criterion; None if none was found.
 
     ``accept`` is the caller's verifier; the first candidate it accepts is returned.
-    Each draw costs O(M) single-sample evaluations: the gradient is a sum of
-    per-sample terms, so the column of sample m, output k is the gradient of the
-    one-sample batch {x_m} with residual e_k (up to the positive loss factor).
+    Each draw costs one forward pass per sample and one backward pass per
+    (sample, output): the gradient is a sum of per-sample terms, so the column of
+    sample m, output k is the gradient of the one-sample batch {x_m} with residual
+    e_k (up to the positive loss factor). Integral values are computed as ints.
     """
     if not applicable(spec):
         return None
     network = spec.network
     outputs = network.outputs
     coords = _coordinates(spec)
+    wanted = frozenset(coords.zero).union(*coords.nonzero)
     sampler = _Sampler(spec, samples, seed)
-    per_sample = Loss(kind=LossKind.MSE, reduction=Reduction.SUM, scale=Fraction(1, 2))
-    zero_row = tuple(Fraction(0) for _ in range(outputs))
+    columns: list[tuple[int, int]] = [(m, k) for m in range(samples) for k in range(outputs)]
     for attempt in range(attempts):
         if time.perf_counter() > deadline:
             return None
         magnitude = 2 + attempt // 20
-        params = sampler.parameters(magnitude)
+        plain = sampler.parameters(magnitude)
+        passes: dict[tuple[Number, ...], _Pass] = {}
 
-        def on_kink(row: tuple[Fraction, ...], params: Parameters = params) -> bool:
-            return bool(evaluate(network, per_sample, spec.conventions, params, (row,),
-                                 (zero_row,)).kinks)
+        def forward(row: tuple[Number, ...], plain: Parameters = plain,
+                    passes: dict[tuple[Number, ...], _Pass] = passes) -> _Pass:
+            if row not in passes:
+                passes[row] = _forward(network, plain, row)
+            return passes[row]
 
-        inputs = sampler.inputs(magnitude, on_kink if spec.generic else lambda row: False)
-        yhat = [evaluate(network, per_sample, spec.conventions, params, (row,),
-                         (zero_row,)).predictions[0] for row in inputs]
-        columns: list[tuple[int, int]] = [(m, k) for m in range(samples) for k in range(outputs)]
-        features: list[dict[str, Any]] = []
-        for m, k in columns:
-            target = tuple(yhat[m][o] - (1 if o == k else 0) for o in range(outputs))
-            features.append(evaluate(network, per_sample, spec.conventions, params,
-                                     (inputs[m],), (target,)).gradients)
-        zero_rows = [[_fraction_at(features[c][name], index) for c in range(len(columns))]
-                     for name, index in coords.zero]
+        inputs = sampler.inputs(magnitude, (lambda row: forward(row).on_kink(network))
+                                if spec.generic else (lambda row: False))
+        runs = [forward(row) for row in inputs]
+        features = [_features(spec, plain, runs[m], k, wanted) for m, k in columns]
+        zero_rows = [[features[c][coordinate] for c in range(len(columns))]
+                     for coordinate in coords.zero]
         basis = _nullspace(zero_rows, len(columns))
         if not basis:
             continue
-        for trial in range(6):
-            weights = [Fraction(1) if trial == 0 and len(basis) == 1 else
-                       Fraction(sampler.random.randint(-3, 3)) for _ in basis]
-            residual = _integral([sum((w * vector[c] for w, vector in zip(weights, basis,
-                                                                          strict=True)),
-                                      start=Fraction(0)) for c in range(len(columns))])
+        # With a one-dimensional null space every residual is a multiple of one vector.
+        for trial in range(1 if len(basis) == 1 else 6):
+            weights = [1 if trial == 0 and len(basis) == 1 else
+                       sampler.random.randint(-3, 3) for _ in basis]
+            residual = _integral([sum(w * vector[c] for w, vector in zip(weights, basis,
+                                                                         strict=True))
+                                  for c in range(len(columns))])
             if not all(
-                any(sum((_fraction_at(features[c][name], index) * residual[c]
-                         for c in range(len(columns))), start=Fraction(0)) != 0
-                    for name, index in group)
+                any(sum(features[c][coordinate] * residual[c] for c in range(len(columns)))
+                    != 0 for coordinate in group)
                 for group in coords.nonzero
             ):
                 continue
             targets = tuple(
-                tuple(yhat[m][k] - residual[m * outputs + k] for k in range(outputs))
+                tuple(Fraction(runs[m].post[-1][k]) - residual[m * outputs + k]
+                      for k in range(outputs))
                 for m in range(samples))
-            witness = Witness(parameters=params, inputs=inputs, targets=targets)
+            witness = Witness(parameters=_exact_parameters(plain),
+                              inputs=tuple(tuple(Fraction(x) for x in row) for row in inputs),
+                              targets=targets)
             if accept is None or accept(witness):
                 return witness
     return None

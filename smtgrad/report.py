@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from smtgrad import __version__
 from smtgrad.enclosure import zero_coordinates
@@ -20,6 +17,9 @@ from smtgrad.numbers import format_exact
 from smtgrad.spec import Spec, Verdict
 from smtgrad.verify import Verification
 from smtgrad.witness import Witness, to_json, witness_to_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _exact(value: Any) -> str:
@@ -127,6 +127,8 @@ def check_json(spec: Spec, verification: Verification, enclosed: bool = False
 
 
 def _console(buffer: io.StringIO) -> Console:
+    from rich.console import Console  # lazily: JSON output never needs rich
+
     return Console(file=buffer, width=110, force_terminal=False, color_system=None,
                    highlight=False, soft_wrap=True, markup=False)
 
@@ -148,6 +150,8 @@ def _index(index: tuple[int, ...]) -> str:
 
 def _tables(spec: Spec, witness: Witness, evaluation: Evaluation, console: Console,
             certified: bool = False) -> None:
+    from rich.table import Table
+
     params = Table(title="Parameters", title_justify="left", show_edge=False)
     params.add_column("name")
     params.add_column("value")

@@ -145,5 +145,10 @@ def test_hard_labels_two_samples_are_impossible() -> None:
     spec = load_spec(ROOT / "specs" / "sigmoid_bce_hard.yaml")
     result = solve(spec, SolveOptions(samples=2, timeout=60))
     assert result.verdict is Verdict.UNSAT
+    assert result.method == "two-sample lemma"
+    assert result.proved == "M=2"
+    # The monotone abstraction proves it as well, independently of the lemma.
+    result = solve(spec, SolveOptions(samples=2, timeout=60, lemmas=False))
+    assert result.verdict is Verdict.UNSAT
     assert "abstraction" in result.method
     assert result.proved == "M=2"

@@ -7,6 +7,7 @@ formula and returns a :class:`SolverAnswer` with exact model values.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -77,6 +78,21 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "z3": ("smtgrad.backends.z3_backend", "Z3Backend"),
     "cvc5": ("smtgrad.backends.cvc5_backend", "Cvc5Backend"),
 }
+
+
+#: The Python package each backend's solver comes from.
+_SOLVER_PACKAGES = {"z3": "z3", "cvc5": "cvc5"}
+
+
+def require_backend(name: str) -> None:
+    """Raise BackendUnavailable unless ``name`` is a known backend whose solver package is
+    installed; cheap (nothing is imported), so a bad choice fails before any work."""
+    if name not in _REGISTRY:
+        raise BackendUnavailable(f"unknown backend {name!r}; expected one of "
+                                 f"{', '.join(_REGISTRY)}")
+    if importlib.util.find_spec(_SOLVER_PACKAGES[name]) is None:
+        raise BackendUnavailable(f"backend {name} is not installed; "
+                                 f"pip install 'smtgrad[{name}]'")
 
 
 def backend_names() -> list[str]:

@@ -1,0 +1,169 @@
+"""Structural lemmas: unsat proofs read off the shape of a query, with no solver.
+
+Every gradient is linear in the per-sample deltas. Write delta[l, m] for dloss_m/dz_l,
+the derivative of sample m's loss with respect to the pre-activation of layer l
+(kink conventions included). Backpropagation gives, up to one positive factor
+(reduction and scale),
+
+    dL/db_l = sum_m delta[l, m]            dL/dW_l = sum_m delta[l, m] h[l-1, m]^T
+    delta[l-1, m] = (W_l^T delta[l, m]) * act'_{l-1}(z[l-1, m])   (elementwise units)
+
+From these identities alone, whatever the parameters, inputs, targets, loss,
+assumptions and genericity conditions:
+
+* **linear-identity lemma** (every M): when layer l-1 is linear, act' = 1 and
+  dL/db_{l-1} = W_l^T dL/db_l, so a zero b_l forces a zero b_{l-1}.
+* **one-sample lemma** (M = 1): dL/db_l = delta[l, 1]; if it is zero, every
+  gradient of layers 1..l is zero.
+* **two-sample lemma** (M = 2): if dL/db_l = 0 then delta[l, 2] = -delta[l, 1].
+  Either delta[l, 1] = 0, and every gradient of layers 1..l vanishes, or it is
+  not, and a zero column j of dL/dW_l = delta[l, 1] (h[l-1, 1, j] - h[l-1, 2, j])
+  forces h[l-1, 1, j] = h[l-1, 2, j]. When the activation of layer l-1 has a
+  derivative determined by its value (ReLU with relu'(0) = 0, leaky ReLU with a
+  positive slope, linear, sigmoid, tanh, hardtanh with the PyTorch convention),
+  the two samples then have equal derivatives at unit j, and
+  dL/db_{l-1}[j] = (W_l^T delta[l, 1])_j (act'_1 - act'_2) = 0.
+
+A query whose nonzero block is forced to zero in every case is unsat. Extra
+constraints (fixed values, assumptions, genericity, label kinds) only shrink
+the set of candidates, so they never invalidate these proofs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smtgrad.spec import Activation, Conventions, Layer, Spec, Target, entries
+
+Coordinate = tuple[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class Proof:
+    """An unsat proof by a structural lemma."""
+
+    lemma: str
+    argument: str
+    all_samples: bool
+
+
+def derivative_determined_by_value(layer: Layer, conventions: Conventions) -> bool:
+    """Whether act'(z) is a function of act(z) under the spec's kink convention.
+
+    True for injective activations (linear, leaky ReLU with a positive slope,
+    sigmoid, tanh) and for ReLU / hardtanh when the derivative at the kink is
+    that of the flat piece (convention 0): there act' = [act > 0] and
+    act' = [-1 < act < 1]. False for abs, softmax, and ReLU / hardtanh with
+    convention 1 (relu(0) = relu(-1) but relu'(0) = 1 != 0 = relu'(-1)).
+    """
+    act = layer.activation
+    if act in (Activation.LINEAR, Activation.SIGMOID, Activation.TANH):
+        return True
+    if act is Activation.LEAKY_RELU:
+        return layer.slope > 0 or (layer.slope == 0 and conventions.relu_grad_at_zero == 0)
+    if act in (Activation.RELU, Activation.HARDTANH):
+        return conventions.relu_grad_at_zero == 0
+    return False
+
+
+class _Blocks:
+    """Coordinates of the parameter blocks of a spec's network."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.shapes = spec.network.parameter_shapes()
+
+    def coordinates(self, block: str) -> frozenset[Coordinate]:
+        return frozenset((block, index) for index in entries(self.shapes[block]))
+
+    def of(self, target: Target) -> frozenset[Coordinate]:
+        if target.index is not None:
+            return frozenset({(target.block, target.index)})
+        return self.coordinates(target.block)
+
+    def column(self, layer: int, unit: int) -> frozenset[Coordinate]:
+        rows = self.shapes[f"W{layer}"][0]
+        return frozenset((f"W{layer}", (row, unit)) for row in range(rows))
+
+    def layers_up_to(self, layer: int) -> frozenset[Coordinate]:
+        result: set[Coordinate] = set()
+        for index in range(1, layer + 1):
+            result |= self.coordinates(f"W{index}") | self.coordinates(f"b{index}")
+        return frozenset(result)
+
+
+def _layer_of(target: Target) -> int:
+    return int(target.block[1:])
+
+
+def _linear_closure(spec: Spec, blocks: _Blocks, zero: frozenset[Coordinate]
+                    ) -> frozenset[Coordinate]:
+    """Add b_{l-1} whenever b_l is zero and layer l-1 is linear (top down)."""
+    forced = set(zero)
+    for layer in range(spec.network.depth, 1, -1):
+        below = spec.network.layers[layer - 2]
+        if (below.activation is Activation.LINEAR
+                and blocks.coordinates(f"b{layer}") <= forced):
+            forced |= blocks.coordinates(f"b{layer - 1}")
+    return frozenset(forced)
+
+
+def structural_proof(spec: Spec, samples: int) -> Proof | None:
+    """An unsat proof for ``spec`` at M = ``samples`` by one of the lemmas, or None."""
+    if not spec.query.nonzero:
+        return None
+    blocks = _Blocks(spec)
+    required = frozenset().union(*(blocks.of(target) for target in spec.query.zero))
+    forced = _linear_closure(spec, blocks, required)
+    depth = spec.network.depth
+
+    for target in spec.query.nonzero:
+        if blocks.of(target) <= required:
+            return Proof("contradictory query", (
+                f"{target} must have a nonzero entry, but the query also asks every one of "
+                f"its entries to be zero"), all_samples=True)
+        if blocks.of(target) <= forced:
+            chain = ", ".join(f"b{layer}" for layer in range(_layer_of(target), depth + 1)
+                              if blocks.coordinates(f"b{layer}") <= forced)
+            return Proof("linear-identity lemma", (
+                f"{target} must be nonzero, but below a linear layer dL/db_(l-1) = "
+                f"W_l^T dL/db_l, so the zero bias gradients ({chain}) force dL/d{target} = 0 "
+                f"at every M"), all_samples=True)
+
+    if samples == 1:
+        for layer in range(depth, 0, -1):
+            if not blocks.coordinates(f"b{layer}") <= forced:
+                continue
+            lower = blocks.layers_up_to(layer)
+            for target in spec.query.nonzero:
+                if blocks.of(target) <= lower:
+                    return Proof("one-sample lemma", (
+                        f"with one sample dL/db{layer} is the delta of layer {layer} itself; "
+                        f"it must be zero, so every gradient of layers 1..{layer} vanishes, "
+                        f"{target} included"), all_samples=False)
+
+    if samples == 2:
+        for layer in range(depth, 1, -1):
+            if not blocks.coordinates(f"b{layer}") <= forced:
+                continue
+            below = spec.network.layers[layer - 2]
+            if not derivative_determined_by_value(below, spec.conventions):
+                continue
+            units = [unit for unit in range(below.units)
+                     if blocks.column(layer, unit) <= forced]
+            if not units:
+                continue
+            extra = frozenset((f"b{layer - 1}", (unit,)) for unit in units)
+            second_case = _linear_closure(spec, blocks, forced | extra)
+            dead = blocks.layers_up_to(layer)
+            for target in spec.query.nonzero:
+                coordinates = blocks.of(target)
+                if coordinates <= dead and coordinates <= second_case:
+                    return Proof("two-sample lemma", (
+                        f"with two samples a zero dL/db{layer} makes the deltas of layer "
+                        f"{layer} opposite; if they are zero every gradient of layers "
+                        f"1..{layer} vanishes, otherwise the zero columns of dL/dW{layer} "
+                        f"make both samples' layer-{layer - 1} values equal, "
+                        f"{below.activation.value}'s derivative is a function of its value, "
+                        f"so both samples have "
+                        f"the same derivative and dL/d{target} = 0"), all_samples=False)
+    return None
