@@ -23,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Exact existence questions about the gradients of small neural networks.",
     pretty_exceptions_enable=False,
+    # Plain click-style help: typer's rich help costs 0.15-0.2 s of start-up per --help.
+    rich_markup_mode=None,
 )
 
 EXIT_SAT, EXIT_UNSAT, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
@@ -89,7 +91,8 @@ def _progress_printer(enabled: bool) -> Callable[[str], None] | None:
     return show
 
 
-SpecArgument = Annotated[Path, typer.Argument(help="The YAML spec file.", show_default=False)]
+SpecArgument = Annotated[Path, typer.Argument(help="The YAML spec file.", metavar="SPEC",
+                                              show_default=False)]
 
 
 @app.command()

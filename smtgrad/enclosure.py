@@ -111,32 +111,38 @@ class Dual:
         self.value = value
         self.grad = grad
 
-    def _lift(self, other: object) -> Dual | None:
+    def _padded(self, size: int) -> Dual:
+        """This constant as a dual over ``size`` unknowns (zero derivatives)."""
+        zero = self.ctx.mpf(0)
+        return Dual(self.ctx, self.value, tuple(zero for _ in range(size)))
+
+    def _pair(self, other: object) -> tuple[Dual, Dual] | None:
+        """``self`` and ``other`` as duals over the same unknowns, or None for other types.
+
+        A constant computed without derivatives (empty gradient) that meets a
+        variable gets zero derivatives; neither operand is modified.
+        """
         if isinstance(other, Dual):
             if len(other.grad) == len(self.grad):
-                return other
-            # A constant computed without derivatives (empty gradient) meets a variable.
-            size = max(len(other.grad), len(self.grad))
-            zero = self.ctx.mpf(0)
+                return self, other
             if not other.grad:
-                return Dual(self.ctx, other.value, tuple(zero for _ in range(size)))
+                return self, other._padded(len(self.grad))
             if not self.grad:
-                self.grad = tuple(zero for _ in range(size))
-                return other
+                return self._padded(len(other.grad)), other
             raise ValueError("dual numbers over different unknowns")
         if isinstance(other, Fraction | int) and not isinstance(other, bool):
             value = Fraction(other)
-            zero = self.ctx.mpf(0)
-            return Dual(self.ctx, self.ctx.mpf(value.numerator) / value.denominator,
-                        tuple(zero for _ in self.grad))
+            constant = Dual(self.ctx, self.ctx.mpf(value.numerator) / value.denominator, ())
+            return self, constant._padded(len(self.grad))
         return None
 
     def __add__(self, other: object) -> Dual:
-        o = self._lift(other)
-        if o is None:
+        pair = self._pair(other)
+        if pair is None:
             return NotImplemented
-        return Dual(self.ctx, self.value + o.value,
-                    tuple(a + b for a, b in zip(self.grad, o.grad, strict=True)))
+        a, b = pair
+        return Dual(self.ctx, a.value + b.value,
+                    tuple(x + y for x, y in zip(a.grad, b.grad, strict=True)))
 
     __radd__ = __add__
 
@@ -144,48 +150,54 @@ class Dual:
         return Dual(self.ctx, -self.value, tuple(-a for a in self.grad))
 
     def __sub__(self, other: object) -> Dual:
-        o = self._lift(other)
-        if o is None:
+        pair = self._pair(other)
+        if pair is None:
             return NotImplemented
-        return self + (-o)
+        a, b = pair
+        return a + (-b)
 
     def __rsub__(self, other: object) -> Dual:
-        o = self._lift(other)
-        if o is None:
+        pair = self._pair(other)
+        if pair is None:
             return NotImplemented
-        return o + (-self)
+        a, b = pair
+        return b + (-a)
 
     def __mul__(self, other: object) -> Dual:
-        o = self._lift(other)
-        if o is None:
+        pair = self._pair(other)
+        if pair is None:
             return NotImplemented
-        return Dual(self.ctx, self.value * o.value,
-                    tuple(a * o.value + self.value * b
-                          for a, b in zip(self.grad, o.grad, strict=True)))
+        a, b = pair
+        return Dual(self.ctx, a.value * b.value,
+                    tuple(x * b.value + a.value * y
+                          for x, y in zip(a.grad, b.grad, strict=True)))
 
     __rmul__ = __mul__
 
     def __truediv__(self, other: object) -> Dual:
-        o = self._lift(other)
-        if o is None:
+        pair = self._pair(other)
+        if pair is None:
             return NotImplemented
-        if _sign(o.value - 0) == 0:
+        a, b = pair
+        if _sign(b.value - 0) == 0:
             raise Ambiguous("division by an interval that may contain zero")
-        quotient = self.value / o.value
-        return Dual(self.ctx, quotient, tuple((a - quotient * b) / o.value
-                                              for a, b in zip(self.grad, o.grad, strict=True)))
+        quotient = a.value / b.value
+        return Dual(self.ctx, quotient, tuple((x - quotient * y) / b.value
+                                              for x, y in zip(a.grad, b.grad, strict=True)))
 
     def __rtruediv__(self, other: object) -> Dual:
-        o = self._lift(other)
-        if o is None:
+        pair = self._pair(other)
+        if pair is None:
             return NotImplemented
-        return o / self
+        a, b = pair
+        return b / a
 
     def _compare(self, other: object) -> int | None:
-        o = self._lift(other)
-        if o is None:
+        pair = self._pair(other)
+        if pair is None:
             raise TypeError(f"cannot compare with {type(other).__name__}")
-        return _sign(self.value - o.value)
+        a, b = pair
+        return _sign(a.value - b.value)
 
     def __lt__(self, other: object) -> bool:
         return self._certain(other) < 0
