@@ -34,6 +34,42 @@ HAND_WITNESS_JSON: dict[str, Any] = {
 
 DIGITS = 80
 
+#: The seed question as inline YAML: a 1-1-1 network (relu hidden unit, linear output),
+#: MSE, 3 samples: dL/dW2 = dL/db2 = 0 while dL/dW1, dL/db1 != 0 (the fixture
+#: ``seed_spec_text``). Tests derive variants with ``str.replace`` or by appending keys.
+SEED_SPEC_TEXT = """\
+name: seed
+network:
+  inputs: 1
+  layers:
+    - {units: 1, activation: relu}
+    - {units: 1, activation: linear}
+loss: mse
+samples: 3
+query:
+  zero: [W2, b2]
+  nonzero: [W1, b1]
+"""
+
+#: A large query (2 inputs, relu 6 / abs 6 / linear 1 units, 20 fixed targets) that is far
+#: from answered within the short timeouts tests give it (the fixture ``hard_spec_text``).
+HARD_SPEC_TEXT = """\
+name: hard
+network:
+  inputs: 2
+  layers:
+    - {units: 6, activation: relu}
+    - {units: 6, activation: abs}
+    - {units: 1, activation: linear}
+loss: mse
+fixed:
+  Y: [1, -2, 3, 5, -1, 2, 7, 4, -3, 0, 6, 1, -5, 2, 3, 8, -1, 4, 2, -2]
+query:
+  zero: [W3, b3, W2, b2]
+  nonzero: [W1]
+assume: ["loss > 0"]
+"""
+
 
 # ----------------------------------------------------------------------------------------
 # Options and markers.
@@ -88,6 +124,18 @@ def write_json(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def seed_spec_text() -> str:
+    """SEED_SPEC_TEXT: the seed question as inline YAML."""
+    return SEED_SPEC_TEXT
+
+
+@pytest.fixture(scope="session")
+def hard_spec_text() -> str:
+    """HARD_SPEC_TEXT: a spec that provokes timeouts."""
+    return HARD_SPEC_TEXT
 
 
 @pytest.fixture(scope="session")

@@ -145,11 +145,12 @@ def test_unsat_exit_code(runner: CliRunner, backend: str) -> None:
 
     if backend not in installed_backends():
         pytest.skip(f"{backend} is not installed")
-    result = invoke(runner, "solve", str(SPECS / "seed_single_sample.yaml"), "--backend",
+    # Saturated hardtanh units: no structural lemma applies, the backend proves it.
+    result = invoke(runner, "solve", str(SPECS / "hardtanh_dead.yaml"), "--backend",
                     backend, "--format", "json")
     assert result.exit_code == EXIT_UNSAT
     data = json.loads(result.stdout)
-    assert data["verdict"] == "unsat" and data["proved"] == "M=1"
+    assert data["verdict"] == "unsat" and data["proved"] == "M=3"
     assert backend in data["solver"]
 
 
@@ -161,8 +162,8 @@ def test_unknown_exit_code_from_the_backend(runner: CliRunner, monkeypatch: Any)
         return SolverAnswer(SolverStatus.UNKNOWN, reason="z3: forced unknown")
 
     monkeypatch.setattr(Z3Backend, "solve", give_up)
-    # The rank fast path finds no witness for one sample, so the backend decides.
-    result = invoke(runner, "solve", str(SPECS / "seed_single_sample.yaml"), "--format", "json")
+    # No lemma applies and the rank fast path finds no witness, so the backend decides.
+    result = invoke(runner, "solve", str(SPECS / "hardtanh_dead.yaml"), "--format", "json")
     assert result.exit_code == EXIT_UNKNOWN
     data = json.loads(result.stdout)
     assert data["verdict"] == "unknown"
@@ -170,40 +171,22 @@ def test_unknown_exit_code_from_the_backend(runner: CliRunner, monkeypatch: Any)
     assert "witness" not in data and "proved" not in data
 
 
-HARD = """\
-name: hard
-network:
-  inputs: 2
-  layers:
-    - {units: 6, activation: relu}
-    - {units: 6, activation: abs}
-    - {units: 1, activation: linear}
-loss: mse
-fixed:
-  Y: [1, -2, 3, 5, -1, 2, 7, 4, -3, 0, 6, 1, -5, 2, 3, 8, -1, 4, 2, -2]
-query:
-  zero: [W3, b3, W2, b2]
-  nonzero: [W1]
-assume: ["loss > 0"]
-"""
-
-
 _TINY: dict[str, Any] = {}
 
 
-def tiny_timeout_run(runner: CliRunner, tmp_path_factory: Any) -> Any:
-    """One `solve --timeout 0.1` of HARD, shared by the two tests below."""
+def tiny_timeout_run(runner: CliRunner, tmp_path_factory: Any, hard_spec_text: str) -> Any:
+    """One `solve --timeout 0.1` of the hard spec, shared by the two tests below."""
     if "result" not in _TINY:
         path = tmp_path_factory.mktemp("hard") / "hard.yaml"
-        path.write_text(HARD, encoding="utf-8")
+        path.write_text(hard_spec_text, encoding="utf-8")
         _TINY["result"] = invoke(runner, "solve", str(path), "--timeout", "0.1", "--format",
                                  "json")
     return _TINY["result"]
 
 
-def test_unknown_exit_code_from_a_tiny_timeout(runner: CliRunner,
-                                               tmp_path_factory: Any) -> None:
-    result = tiny_timeout_run(runner, tmp_path_factory)
+def test_unknown_exit_code_from_a_tiny_timeout(runner: CliRunner, tmp_path_factory: Any,
+                                               hard_spec_text: str) -> None:
+    result = tiny_timeout_run(runner, tmp_path_factory, hard_spec_text)
     assert result.exit_code == EXIT_UNKNOWN
     data = json.loads(result.stdout)
     assert data["verdict"] == "unknown"
@@ -211,10 +194,11 @@ def test_unknown_exit_code_from_a_tiny_timeout(runner: CliRunner,
     assert "witness" not in data
 
 
-def test_timeout_reason_is_not_negative(runner: CliRunner, tmp_path_factory: Any) -> None:
+def test_timeout_reason_is_not_negative(runner: CliRunner, tmp_path_factory: Any,
+                                        hard_spec_text: str) -> None:
     """The deadline passes while the (large) query is encoded: the reason must still
     report a sensible timeout, not the negative remaining budget ("after -0.01 s")."""
-    data = json.loads(tiny_timeout_run(runner, tmp_path_factory).stdout)
+    data = json.loads(tiny_timeout_run(runner, tmp_path_factory, hard_spec_text).stdout)
     assert data["verdict"] == "unknown"
     assert "after -" not in data["reason"], data["reason"]
     for attempt in data["attempts"]:

@@ -61,13 +61,14 @@ def test_rank_criterion_alone_finds_the_seed_witness() -> None:
 
 def test_sample_reduction_proves_all_m() -> None:
     spec = load_spec(SPECS / "linear_hidden.yaml")
-    result = solve(spec, SolveOptions(backend="z3", timeout=60))
+    # (By default the linear-identity lemma settles this spec before any solver runs.)
+    result = solve(spec, SolveOptions(backend="z3", timeout=60, lemmas=False))
     assert result.verdict is Verdict.UNSAT
     assert result.proved == "all M"
     assert "reduc" in result.reason  # says which argument proves every M
     assert result.witness is None
-    # Without the lemma, only the M that was asked is proved.
-    plain = solve(spec, SolveOptions(backend="z3", timeout=60, reduction=False))
+    # Without the reduction, only the M that was asked is proved.
+    plain = solve(spec, SolveOptions(backend="z3", timeout=60, reduction=False, lemmas=False))
     assert plain.verdict is Verdict.UNSAT
     assert plain.proved == "M=6"
 
@@ -169,7 +170,8 @@ def test_unknown_is_never_unsat(monkeypatch: Any) -> None:
     from smtgrad.backends.z3_backend import Z3Backend
 
     monkeypatch.setattr(Z3Backend, "solve", _forced(SolverStatus.UNKNOWN))
-    result = solve(load_spec(SPECS / "seed_minimal.yaml"), SolveOptions(timeout=60))
+    result = solve(load_spec(SPECS / "seed_minimal.yaml"), SolveOptions(timeout=60,
+                                                                        lemmas=False))
     # M = 1 is unknown: the walk stops there, it does not go on to a larger M.
     assert result.verdict is Verdict.UNKNOWN
     assert result.proved is None
@@ -252,32 +254,14 @@ def test_enclosure_margins_accept_rational_pre_activations() -> None:
 # ----------------------------------------------------------------------------------------
 # Deadlines: --timeout is "seconds for the whole search".
 
-HARD = """\
-name: hard
-network:
-  inputs: 2
-  layers:
-    - {units: 6, activation: relu}
-    - {units: 6, activation: abs}
-    - {units: 1, activation: linear}
-loss: mse
-fixed:
-  Y: [1, -2, 3, 5, -1, 2, 7, 4, -3, 0, 6, 1, -5, 2, 3, 8, -1, 4, 2, -2]
-query:
-  zero: [W3, b3, W2, b2]
-  nonzero: [W1]
-assume: ["loss > 0"]
-"""
-
-
-def test_z3_timeout_is_honoured() -> None:
+def test_z3_timeout_is_honoured(hard_spec_text: str) -> None:
     """z3's own timeout fires late on this query (preprocessing is not interruptible by
     it), so the backend has to enforce the deadline itself."""
-    smaller = HARD.replace("units: 6", "units: 5").replace(
+    smaller = hard_spec_text.replace("units: 6", "units: 5").replace(
         "[1, -2, 3, 5, -1, 2, 7, 4, -3, 0, 6, 1, -5, 2, 3, 8, -1, 4, 2, -2]",
         "[1, -2, 3, 5, -1, 2, 7, 4, -3, 0, 6, 1, -5, 2]")
     spec = parse_spec(smaller, "hard.yaml")
-    solve(parse_spec(HARD.replace("units: 6", "units: 1"), "warm.yaml"),
+    solve(parse_spec(hard_spec_text.replace("units: 6", "units: 1"), "warm.yaml"),
           SolveOptions(timeout=0.2))  # imports and caches warm
     start = time.perf_counter()
     result = solve(spec, SolveOptions(backend="z3", timeout=0.2))

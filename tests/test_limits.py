@@ -216,13 +216,6 @@ def _interrupt(process: subprocess.Popen[str], limit: float = 5.0) -> tuple[int 
     return process.returncode, stderr, time.perf_counter() - sent
 
 
-def _start(solving: list[subprocess.Popen[str]], args: list[str]) -> subprocess.Popen[str]:
-    process = subprocess.Popen([*SMTGRAD, *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    solving.append(process)
-    return process
-
-
 def _wait_for(process: subprocess.Popen[str], needle: str, limit: float = 30) -> str:
     """Read stderr lines until one contains ``needle`` (the solver has started)."""
     assert process.stderr is not None
@@ -238,11 +231,22 @@ def _wait_for(process: subprocess.Popen[str], needle: str, limit: float = 30) ->
     raise AssertionError(f"never saw {needle!r}: {''.join(seen)}")
 
 
+def _solve_and_interrupt(solving: list[subprocess.Popen[str]], args: list[str], delay: float,
+                         wait_for: str | None = None) -> tuple[int | None, str, float]:
+    """Start ``smtgrad solve`` in a fresh process, wait (for a stderr line containing
+    ``wait_for``, if given, then ``delay`` seconds) and send SIGINT: see :func:`_interrupt`."""
+    process = subprocess.Popen([*SMTGRAD, "solve", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    solving.append(process)
+    if wait_for is not None:
+        _wait_for(process, wait_for)
+    time.sleep(delay)
+    return _interrupt(process)
+
+
 def test_ctrl_c_after_one_second(hard_spec: Path,
                                  solving: list[subprocess.Popen[str]]) -> None:
-    process = _start(solving, ["solve", str(hard_spec), "--timeout", "60"])
-    time.sleep(1)
-    code, stderr, seconds = _interrupt(process)
+    code, stderr, seconds = _solve_and_interrupt(solving, [str(hard_spec), "--timeout", "60"], 1)
     assert code == 130, (code, stderr)
     assert "Traceback" not in stderr, stderr
     assert seconds < 5
@@ -252,9 +256,7 @@ def test_ctrl_c_after_one_second(hard_spec: Path,
 def test_ctrl_c_at_any_moment(hard_spec: Path, delay: float,
                               solving: list[subprocess.Popen[str]]) -> None:
     """Imports, spec loading, fast path or solver: 130, no traceback."""
-    process = _start(solving, ["solve", str(hard_spec), "--timeout", "60"])
-    time.sleep(delay)
-    code, stderr, _ = _interrupt(process)
+    code, stderr, _ = _solve_and_interrupt(solving, [str(hard_spec), "--timeout", "60"], delay)
     assert code == 130, (code, stderr)
     assert "Traceback" not in stderr, stderr
 
@@ -291,11 +293,9 @@ sys.exit(getattr(importlib.import_module(module), function)())
 def test_ctrl_c_while_the_solver_runs(hard_spec: Path, backend: str,
                                       solving: list[subprocess.Popen[str]]) -> None:
     """SIGINT during the SMT call itself: 130 (not 'unknown'), no traceback, quickly."""
-    process = _start(solving, ["solve", str(hard_spec), "--timeout", "60", "--progress",
-                               "--backend", backend])
-    _wait_for(process, f"with {backend}")
-    time.sleep(1)
-    code, stderr, seconds = _interrupt(process)
+    code, stderr, seconds = _solve_and_interrupt(
+        solving, [str(hard_spec), "--timeout", "60", "--progress", "--backend", backend], 1,
+        wait_for=f"with {backend}")
     assert code == 130, (code, stderr, f"after {seconds:.1f} s")
     assert "Traceback" not in stderr, stderr
     assert seconds < 5

@@ -10,6 +10,7 @@ the mathematical reason spelled out for the hand witness).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -24,24 +25,16 @@ from smtgrad.witness import Witness, witness_from_json, witness_to_json
 F = Fraction
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
-SEED_TEXT = """
-name: seed
-network:
-  inputs: 1
-  layers:
-    - {units: 1, activation: relu}
-    - {units: 1, activation: linear}
-loss: mse
-samples: 3
-query:
-  zero: [W2, b2]
-  nonzero: [W1, b1]
-"""
 
+@pytest.fixture
+def seed_spec(seed_spec_text: str) -> Callable[..., Any]:
+    """Parse the seed spec text (conftest) with ``samples`` changed and ``extra`` appended."""
 
-def seed_spec(extra: str = "", samples: int = 3) -> Any:
-    text = SEED_TEXT.replace("samples: 3", f"samples: {samples}") + extra
-    return parse_spec(text, "seed.yaml")
+    def parse(extra: str = "", samples: int = 3) -> Any:
+        text = seed_spec_text.replace("samples: 3", f"samples: {samples}") + extra
+        return parse_spec(text, "seed.yaml")
+
+    return parse
 
 
 def make_witness(w1: Any, b1: Any, w2: Any, b2: Any, xs: list[Any], ys: list[Any]) -> Witness:
@@ -348,14 +341,14 @@ def _replace_value(witness: Witness, block: str, index: tuple[int, ...], change:
 # Each kind of requirement on its own.
 
 
-def test_sample_count_is_checked() -> None:
+def test_sample_count_is_checked(seed_spec: Callable[..., Any]) -> None:
     spec = seed_spec(samples=4)
     result = verify(spec, HAND)
     assert not result.accepted
     assert any("3 samples" in failure for failure in result.failures), result.failures
 
 
-def test_unit_interval_targets() -> None:
+def test_unit_interval_targets(seed_spec: Callable[..., Any]) -> None:
     spec = seed_spec("targets: unit_interval\n")
     result = verify(spec, HAND)
     assert not result.accepted
@@ -370,7 +363,7 @@ def test_unit_interval_targets() -> None:
     assert all("outside" not in failure for failure in edge.failures)  # 0 and 1 are allowed
 
 
-def test_binary_targets() -> None:
+def test_binary_targets(seed_spec: Callable[..., Any]) -> None:
     spec = seed_spec("targets: binary\n")
     bad = verify(spec, HAND)
     assert not bad.accepted
@@ -383,7 +376,7 @@ def test_binary_targets() -> None:
     assert result.evaluation.gradients["b1"] == (F(1, 18),)  # (2/3) * (1/2) * (1/3 - 1/6)
 
 
-def test_fixed_values() -> None:
+def test_fixed_values(seed_spec_text: str) -> None:
     spec = load_spec(SPECS / "published_claim.yaml")
     assert verify(spec, HAND).accepted
     # The b2 = 0 of the false claim: a fixed-value failure (and the query fails too).
@@ -391,7 +384,7 @@ def test_fixed_values() -> None:
     failures = verify(spec, moved).failures
     assert "fixed b2[0] = -1, witness has 1" in failures
     # A fixed value that is wrong while the query and the loss still hold.
-    text = SEED_TEXT + "fixed:\n  X: [1/2, 2, 3]\n"
+    text = seed_spec_text + "fixed:\n  X: [1/2, 2, 3]\n"
     fixed_spec = parse_spec(text.replace("samples: 3\n", ""), "fixed.yaml")
     failures = verify(fixed_spec, HAND).failures
     assert failures == ("fixed X[0,0] = 1/2, witness has 0",)
@@ -429,7 +422,7 @@ def test_generic_zero_weight() -> None:
     assert verify(generic, witness).failures == ("generic: W1[1,0] is zero",)
 
 
-def test_generic_kink() -> None:
+def test_generic_kink(seed_spec: Callable[..., Any]) -> None:
     # x0 = 1 puts sample 0 exactly on the relu kink (u = 0); relu'(0) = 0 keeps the query.
     witness = make_witness(1, -1, 1, -1, [1, 2, 3], [-2, 2, 0])
     assert verify(seed_spec(), witness).accepted
@@ -440,7 +433,7 @@ def test_generic_kink() -> None:
     assert verify(seed_spec("generic: true\n"), HAND).accepted
 
 
-def test_generic_duplicate_inputs() -> None:
+def test_generic_duplicate_inputs(seed_spec: Callable[..., Any]) -> None:
     # Sample 0 split in two equal halves: X = (0, 0, 2, 3), r = (1/2, 1/2, -2, 1).
     witness = make_witness(1, -1, 1, -1, [0, 0, 2, 3], [F(-3, 2), F(-3, 2), 2, 0])
     assert verify(seed_spec(samples=4), witness).accepted
@@ -462,7 +455,7 @@ def test_generic_duplicate_inputs() -> None:
     ("not (W2[0,0] == 1)", False),
     ("W2[0,0] == 2 or b1[0] < 0", True),
 ])
-def test_assumptions(condition: str, holds: bool) -> None:
+def test_assumptions(condition: str, holds: bool, seed_spec: Callable[..., Any]) -> None:
     spec = seed_spec(f"assume: [{condition!r}]\n")
     result = verify(spec, HAND)
     assert result.accepted is holds
@@ -470,7 +463,7 @@ def test_assumptions(condition: str, holds: bool) -> None:
         assert result.failures == (f"assume {condition!r} does not hold",)
 
 
-def test_every_failure_is_reported() -> None:
+def test_every_failure_is_reported(seed_spec: Callable[..., Any]) -> None:
     # A witness that breaks everything at once: all failures are listed, not just the first.
     spec = seed_spec("targets: binary\nassume: ['loss == 0']\n")
     broken = make_witness(0, 0, 0, 0, [1, 1, 1], [2, 2, 2])
