@@ -46,6 +46,9 @@ def applicable(spec: Spec) -> bool:
 Coordinate = tuple[str, tuple[int, ...]]
 Number = int | Fraction
 
+#: Draws with integer parameters before half-integers are allowed too.
+INTEGER_DRAWS = 10
+
 
 @dataclass(frozen=True)
 class _Coordinates:
@@ -70,41 +73,45 @@ class _Sampler:
     """Draws small rational parameters and inputs, honouring fixed values.
 
     Values are ints where integral (exact, and much faster than Fractions);
-    :func:`_exact_witness` turns them into Fractions for the witness.
+    :func:`_exact_parameters` turns them into Fractions for the witness.
     """
 
     def __init__(self, spec: Spec, samples: int, seed: int) -> None:
         self.spec = spec
         self.samples = samples
         self.random = random.Random(seed)
+        self.shapes = spec.network.parameter_shapes()
 
-    def number(self, magnitude: int, nonzero: bool) -> Number:
+    def number(self, magnitude: int, nonzero: bool, halves: bool) -> Number:
+        """A small integer, or with ``halves`` sometimes a half-integer."""
         while True:
-            value: Number = _plain(Fraction(self.random.randint(-magnitude, magnitude),
-                                            self.random.choice((1, 1, 1, 2))))
+            numerator = self.random.randint(-magnitude, magnitude)
+            denominator = self.random.choice((1, 1, 1, 2)) if halves else 1
+            value: Number = numerator if denominator == 1 else _plain(
+                Fraction(numerator, denominator))
             if value != 0 or not nonzero:
                 return value
 
-    def parameters(self, magnitude: int) -> Parameters:
-        spec = self.spec
+    def parameters(self, magnitude: int, halves: bool) -> Parameters:
         weights, biases = [], []
-        for name, shape in spec.network.parameter_shapes().items():
+        for name, shape in self.shapes.items():
             nonzero = name.startswith("W")
             if len(shape) == 2:
                 block: Any = tuple(
-                    tuple(self._value(name, (j, i), magnitude, nonzero) for i in range(shape[1]))
+                    tuple(self._value(name, (j, i), magnitude, nonzero, halves)
+                          for i in range(shape[1]))
                     for j in range(shape[0]))
                 weights.append(block)
             else:
-                biases.append(tuple(self._value(name, (j,), magnitude, False)
+                biases.append(tuple(self._value(name, (j,), magnitude, False, halves)
                                     for j in range(shape[0])))
         return Parameters(tuple(weights), tuple(biases))
 
     def _value(self, name: str, index: tuple[int, ...], magnitude: int,
-               nonzero: bool) -> Number:
-        fixed = self.spec.fixed_value(name, index)
+               nonzero: bool, halves: bool) -> Number:
+        fixed = self.spec.fixed_value(name, index) if name in self.spec.fixed else None
         if fixed is None:
-            return self.number(magnitude, nonzero)
+            return self.number(magnitude, nonzero, halves)
         value: Number = _plain(fixed)
         return value
 
@@ -128,7 +135,7 @@ class _Sampler:
         return tuple(rows)
 
     def _input(self, index: tuple[int, ...], spread: int, denominator: int) -> Number:
-        fixed = self.spec.fixed_value("X", index)
+        fixed = self.spec.fixed_value("X", index) if "X" in self.spec.fixed else None
         if fixed is not None:
             exact: Number = _plain(Fraction(fixed))
             return exact
@@ -271,8 +278,16 @@ def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pas
     return _Pass(inputs, tuple(pre), tuple(post))
 
 
+def _by_layer(wanted: frozenset[Coordinate]) -> dict[int, list[tuple[Coordinate, bool]]]:
+    """Wanted coordinates grouped by layer, each flagged True for a bias entry."""
+    grouped: dict[int, list[tuple[Coordinate, bool]]] = {}
+    for name, position in sorted(wanted):
+        grouped.setdefault(int(name[1:]), []).append(((name, position), name[0] == "b"))
+    return grouped
+
+
 def _features(spec: Spec, params: Parameters, forward: _Pass, output: int,
-              wanted: frozenset[Coordinate]) -> dict[Coordinate, Any]:
+              wanted: dict[int, list[tuple[Coordinate, bool]]]) -> dict[Coordinate, Any]:
     """The wanted gradient entries of sample ``forward`` for a unit residual on ``output``.
 
     This is backpropagation of delta = e_output * act'(z_L) (the MSE gradient with
@@ -289,11 +304,10 @@ def _features(spec: Spec, params: Parameters, forward: _Pass, output: int,
     result: dict[Coordinate, Any] = {}
     for index in range(depth, 0, -1):
         below = forward.inputs if index == 1 else forward.post[index - 2]
-        for name, position in wanted:
-            if name == f"b{index}":
-                result[(name, position)] = delta[position[0]]
-            elif name == f"W{index}":
-                result[(name, position)] = delta[position[0]] * below[position[1]]
+        for coordinate, is_bias in wanted.get(index, ()):
+            position = coordinate[1]
+            result[coordinate] = (delta[position[0]] if is_bias
+                                  else delta[position[0]] * below[position[1]])
         if index == 1:
             break
         weight = params.weights[index - 1]
@@ -321,14 +335,15 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
     network = spec.network
     outputs = network.outputs
     coords = _coordinates(spec)
-    wanted = frozenset(coords.zero).union(*coords.nonzero)
+    wanted = _by_layer(frozenset(coords.zero).union(*coords.nonzero))
     sampler = _Sampler(spec, samples, seed)
     columns: list[tuple[int, int]] = [(m, k) for m in range(samples) for k in range(outputs)]
     for attempt in range(attempts):
         if time.perf_counter() > deadline:
             return None
         magnitude = 2 + attempt // 20
-        plain = sampler.parameters(magnitude)
+        # Integers first (pure int arithmetic, several times faster), then half-integers.
+        plain = sampler.parameters(magnitude, halves=attempt >= INTEGER_DRAWS)
         passes: dict[tuple[Number, ...], _Pass] = {}
 
         def forward(row: tuple[Number, ...], plain: Parameters = plain,

@@ -299,6 +299,28 @@ def test_ctrl_c_while_the_solver_runs(hard_spec: Path, backend: str,
     assert code == 130, (code, stderr, f"after {seconds:.1f} s")
     assert "Traceback" not in stderr, stderr
     assert seconds < 5
+    # No solver child (cvc5 runs in a forked copy of the process) outlives the CLI.
+    deadline = time.monotonic() + 3
+    while _processes_mentioning(str(hard_spec)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_mentioning(str(hard_spec))
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs of live processes whose command line contains ``text`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
+            state = (entry / "stat").read_text().split(") ", 1)[1][:1]
+        except OSError:
+            continue
+        if text in command and state != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 # ----------------------------------------------------------------------------------------
