@@ -6,6 +6,7 @@ formula and returns a :class:`SolverAnswer` with exact model values.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -90,9 +91,14 @@ def require_backend(name: str) -> None:
     if name not in _REGISTRY:
         raise BackendUnavailable(f"unknown backend {name!r}; expected one of "
                                  f"{', '.join(_REGISTRY)}")
-    if importlib.util.find_spec(_SOLVER_PACKAGES[name]) is None:
+    if not _package_installed(_SOLVER_PACKAGES[name]):
         raise BackendUnavailable(f"backend {name} is not installed; "
                                  f"pip install 'smtgrad[{name}]'")
+
+
+@functools.cache
+def _package_installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
 
 
 def backend_names() -> list[str]:
