@@ -122,12 +122,13 @@ def structural_proof(spec: Spec, samples: int) -> Proof | None:
                 f"{target} must have a nonzero entry, but the query also asks every one of "
                 f"its entries to be zero"), all_samples=True)
         if blocks.of(target) <= forced:
-            chain = ", ".join(f"b{layer}" for layer in range(_layer_of(target), depth + 1)
-                              if blocks.coordinates(f"b{layer}") <= forced)
+            above = ", ".join(f"dL/db{layer}" for layer in range(_layer_of(target) + 1,
+                                                                 depth + 1)
+                              if blocks.coordinates(f"b{layer}") <= required)
             return Proof("linear-identity lemma", (
-                f"{target} must be nonzero, but below a linear layer dL/db_(l-1) = "
-                f"W_l^T dL/db_l, so the zero bias gradients ({chain}) force dL/d{target} = 0 "
-                f"at every M"), all_samples=True)
+                f"{target} must be nonzero, but {above} must vanish, and below a linear layer "
+                f"dL/db_(l-1) = W_l^T dL/db_l, so dL/d{target} = 0 at every M"),
+                all_samples=True)
 
     if samples == 1:
         for layer in range(depth, 0, -1):
