@@ -108,9 +108,7 @@ def backend_names() -> list[str]:
 
 def get_backend(name: str) -> Backend:
     """Instantiate a backend by name (BackendUnavailable if its solver is missing)."""
-    if name not in _REGISTRY:
-        raise BackendUnavailable(f"unknown backend {name!r}; expected one of "
-                                 f"{', '.join(_REGISTRY)}")
+    require_backend(name)
     module_name, class_name = _REGISTRY[name]
     try:
         module = importlib.import_module(module_name)
