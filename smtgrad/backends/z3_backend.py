@@ -42,35 +42,19 @@ class _Z3Model:
         return bool(z3.is_true(result))
 
 
-_CONFIGURED = threading.Lock()
-_configured = False
-
-
-def _configure_z3() -> None:
-    """Set z3's global parameters once per process.
-
-    Global parameters are not safe to change while another thread solves, and an
-    abandoned (timed-out) z3 thread may still be running when a later backend is
-    created, so they are set only the first time.
-    """
-    global _configured
-    with _CONFIGURED:
-        if _configured:
-            return
-        z3.set_param("smt.random_seed", 0)
-        z3.set_param("nlsat.seed", 0)
-        # z3 would catch Ctrl-C itself and answer "canceled"; let Python see it (exit 130).
-        z3.set_param("ctrl_c", False)
-        _configured = True
+# z3's global parameters, set once per process when this module is imported: they are
+# not safe to change while another thread solves, and an abandoned (timed-out) z3 thread
+# may still be running when a later backend is created.
+z3.set_param("smt.random_seed", 0)
+z3.set_param("nlsat.seed", 0)
+# z3 would catch Ctrl-C itself and answer "canceled"; let Python see it (exit 130).
+z3.set_param("ctrl_c", False)
 
 
 class Z3Backend:
     """Z3 through pysmt's converter; runs in a worker thread so Ctrl-C can interrupt it."""
 
     name = "z3"
-
-    def __init__(self) -> None:
-        _configure_z3()
 
     def version(self) -> str:
         return f"z3 {z3.get_version_string()}"
