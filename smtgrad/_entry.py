@@ -51,7 +51,7 @@ def main() -> None:
         from smtgrad.cli import main as cli_main
 
         cli_main()
-    except KeyboardInterrupt:  # a SIGINT raised by other means than the terminal
+    except KeyboardInterrupt:  # raised by code, not by SIGINT (the handler exits first)
         sys.stderr.write("smtgrad: interrupted\n")
         _exit_now_if_a_solver_thread_lives(INTERRUPTED)
         sys.exit(INTERRUPTED)
