@@ -1,4 +1,5 @@
-"""Console-script entry point: Ctrl-C exits 130 at once, at any moment, without a traceback."""
+"""Console-script entry point and exit policy: Ctrl-C exits 130 at once, at any moment,
+without a traceback, and the process never tears down under a running solver thread."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGINT: kill solver child processes and leave at once (exit 130).
 
     Exiting from the handler, rather than unwinding a KeyboardInterrupt through
-    solver code, is deliberate: a KeyboardInterrupt raised while Python runs
-    inside a native callback can be swallowed, and tearing the interpreter down
-    while a Z3 thread still runs native code can abort the process.
+    solver code, is deliberate: a KeyboardInterrupt raised inside z3's Python
+    API can be turned into a ctypes ``ArgumentError`` (a false "internal error")
+    or interrupt an object's construction so that its destructor releases a
+    reference it never took (heap corruption, exit -6), and tearing the
+    interpreter down while a Z3 thread still runs native code can abort it too.
     """
     with contextlib.suppress(OSError):
         os.write(2, b"smtgrad: interrupted\n")
@@ -30,14 +33,21 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     os._exit(INTERRUPTED)
 
 
-def _exit_now_if_a_solver_thread_lives(code: int) -> None:
+def install_interrupt_handler() -> None:
+    """Make SIGINT exit 130 at once (see :func:`_on_interrupt`); main thread only."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def exit_now_if_a_solver_thread_lives(code: int) -> None:
     """Skip interpreter finalisation while an abandoned solver thread still runs native code.
 
-    Z3 runs in a daemon thread; after a timeout it may not have stopped yet, and
-    tearing the interpreter down under it can abort the process (exit -6 instead
-    of the promised code). Output is flushed first.
+    Z3 runs in a daemon thread; after a timeout or an interrupt it may not have
+    stopped yet, and tearing the interpreter down under it can abort the process
+    (exit -6 instead of the promised code). Output is flushed first.
     """
-    if any(thread.daemon and thread.is_alive() for thread in threading.enumerate()):
+    backends = sys.modules.get("smtgrad.backends")
+    if backends is not None and backends.solver_threads_running():
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
@@ -45,17 +55,11 @@ def _exit_now_if_a_solver_thread_lives(code: int) -> None:
 
 
 def main() -> None:
-    """Run the CLI."""
-    signal.signal(signal.SIGINT, _on_interrupt)
+    """Run the CLI, with the interrupt handler installed before the CLI's imports."""
+    install_interrupt_handler()
     try:
         from smtgrad.cli import main as cli_main
-
-        cli_main()
     except KeyboardInterrupt:  # raised by code, not by SIGINT (the handler exits first)
         sys.stderr.write("smtgrad: interrupted\n")
-        _exit_now_if_a_solver_thread_lives(INTERRUPTED)
         sys.exit(INTERRUPTED)
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        _exit_now_if_a_solver_thread_lives(code)
-        raise
+    cli_main()

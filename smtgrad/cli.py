@@ -263,12 +263,24 @@ def version() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Run the command line with smtgrad's exit policy (the console script calls this).
+
+    SIGINT exits 130 at once; a process whose abandoned solver thread still runs
+    leaves without interpreter teardown (see :mod:`smtgrad._entry`).
+    """
+    from smtgrad._entry import exit_now_if_a_solver_thread_lives, install_interrupt_handler
+
+    install_interrupt_handler()
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # raised by code, not by SIGINT (the handler exits first)
         typer.echo("smtgrad: interrupted", err=True)
+        exit_now_if_a_solver_thread_lives(EXIT_INTERRUPTED)
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        exit_now_if_a_solver_thread_lives(code)
+        raise
 
 
 if __name__ == "__main__":

@@ -304,6 +304,84 @@ def test_ctrl_c_while_the_solver_runs(hard_spec: Path, backend: str,
     assert not _processes_mentioning(str(hard_spec))
 
 
+SMT_PATH_SPEC = """
+network:
+  inputs: 2
+  layers:
+    - {units: 2, activation: relu}
+    - {units: 1, activation: linear}
+loss: mse
+fixed:
+  Y: [1, -1, 2, 0]
+query:
+  zero: [W2, b2]
+  nonzero: [W1]
+"""
+
+
+def test_z3_is_called_only_from_its_worker_thread(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python raises KeyboardInterrupt in the main thread; inside z3's Python API it can
+    become a ctypes ArgumentError (a false internal error) or corrupt reference counts
+    (exit -6). So conversion and check() must run in the worker thread."""
+    import threading
+
+    import z3
+    from pysmt.solvers.z3 import Z3Converter
+
+    from smtgrad.backends import SolverStatus
+    from smtgrad.backends.z3_backend import Z3Backend
+    from smtgrad.encoding import encode
+    from smtgrad.spec import load_spec
+
+    callers: list[threading.Thread] = []
+    convert, check = Z3Converter.convert, z3.Solver.check
+
+    def recording_convert(self: Z3Converter, formula: object) -> object:
+        callers.append(threading.current_thread())
+        return convert(self, formula)
+
+    def recording_check(self: z3.Solver, *assumptions: object) -> object:
+        callers.append(threading.current_thread())
+        return check(self, *assumptions)
+
+    monkeypatch.setattr(Z3Converter, "convert", recording_convert)
+    monkeypatch.setattr(z3.Solver, "check", recording_check)
+    formula = encode(load_spec(_write(tmp_path, SMT_PATH_SPEC, "smt.yaml")), 4).formula()
+    answer = Z3Backend().solve(formula, 30)
+    assert answer.status is SolverStatus.SAT
+    assert len(callers) == 2
+    assert threading.main_thread() not in callers
+
+
+def test_keyboard_interrupt_in_the_library_reaches_the_caller(hard_spec: Path) -> None:
+    """Without the CLI's SIGINT handler, an interrupt at any moment of Z3Backend.solve
+    (while converting or while checking) surfaces as KeyboardInterrupt, the worker stops,
+    and the process exits normally (no abort at teardown)."""
+    script = f"""
+import _thread, threading
+from smtgrad.backends import solver_threads_running
+from smtgrad.backends.z3_backend import Z3Backend
+from smtgrad.encoding import encode
+from smtgrad.spec import load_spec
+formula = encode(load_spec({str(hard_spec)!r}), 5).formula()
+for delay in (0.0, 0.01, 0.03, 0.06, 0.1, 0.2, 0.4):
+    timer = threading.Timer(delay, _thread.interrupt_main)
+    try:
+        timer.start()
+        Z3Backend().solve(formula, 30)
+        outcome = "finished"
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+    timer.join()
+    print(outcome, threading.active_count(), solver_threads_running())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr[-1500:])
+    assert done.stdout.split("\n")[:-1] == ["interrupted 1 0"] * 7, done.stdout + done.stderr
+
+
 def _processes_mentioning(text: str) -> list[int]:
     """PIDs of live processes whose command line contains ``text`` (Linux /proc)."""
     found = []
@@ -355,19 +433,7 @@ def test_same_witness_in_fresh_processes(name: str, extra: tuple[str, ...]) -> N
 
 def test_same_witness_through_the_smt_path(tmp_path: Path) -> None:
     """Fixed targets keep the rank fast path out: the witness comes from z3's model."""
-    spec = _write(tmp_path, """
-network:
-  inputs: 2
-  layers:
-    - {units: 2, activation: relu}
-    - {units: 1, activation: linear}
-loss: mse
-fixed:
-  Y: [1, -1, 2, 0]
-query:
-  zero: [W2, b2]
-  nonzero: [W1]
-""", "smt.yaml")
+    spec = _write(tmp_path, SMT_PATH_SPEC, "smt.yaml")
     first = _witness_bytes(spec)
     assert b"z3" in first
     assert first == _witness_bytes(spec)

@@ -6,10 +6,12 @@ formula and returns a :class:`SolverAnswer` with exact model values.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
@@ -17,6 +19,33 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from pysmt.fnode import FNode
+
+
+_running_lock = threading.Lock()
+_running_solver_threads = 0
+
+
+@contextlib.contextmanager
+def solver_thread_running() -> Iterator[None]:
+    """Count the calling thread as running solver code while the block runs."""
+    global _running_solver_threads
+    with _running_lock:
+        _running_solver_threads += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running_solver_threads -= 1
+
+
+def solver_threads_running() -> int:
+    """How many threads are running solver code now (abandoned ones included).
+
+    ``Thread.is_alive()`` cannot answer this: in CPython 3.11 a ``join()`` that a
+    KeyboardInterrupt interrupts marks a thread that still runs as stopped.
+    """
+    with _running_lock:
+        return _running_solver_threads
 
 
 class SolverStatus(Enum):

@@ -11,7 +11,7 @@ from pysmt.fnode import FNode
 from pysmt.shortcuts import get_env
 from pysmt.solvers.z3 import Z3Converter
 
-from smtgrad.backends import IrrationalValue, SolverAnswer, SolverStatus
+from smtgrad.backends import IrrationalValue, SolverAnswer, SolverStatus, solver_thread_running
 
 
 class _Z3Model:
@@ -60,32 +60,59 @@ class Z3Backend:
         return f"z3 {z3.get_version_string()}"
 
     def solve(self, formula: FNode, timeout: float | None) -> SolverAnswer:
+        """Convert and check ``formula`` in a worker thread; the calling thread only waits.
+
+        Every z3 call before the answer happens in the worker: a KeyboardInterrupt
+        raised inside z3's Python API can corrupt reference counts (the main thread
+        is where Python raises it). The worker's closure keeps the converter, whose
+        cached terms belong to the context, alive until the worker ends, so an
+        abandoned (timed-out) check never sees its terms released by another thread.
+        """
         start = time.perf_counter()
-        context = z3.Context()  # a fresh context: answers never depend on earlier solves
-        converter = Z3Converter(get_env(), context)
-        solver = z3.Solver(ctx=context)
-        if timeout is not None:
-            solver.set("timeout", max(1, int(timeout * 1000)))
-        solver.add(converter.convert(formula))
+        deadline = None if timeout is None else start + timeout
+        cancelled, finished = threading.Event(), threading.Event()
+        contexts: list[z3.Context] = []  # the worker's, once created (interrupt is thread-safe)
+        built: list[tuple[z3.Solver, Z3Converter]] = []
         outcome: list[z3.CheckSatResult] = []
         failure: list[BaseException] = []
 
         def run() -> None:
             try:
-                outcome.append(solver.check())
+                with solver_thread_running():
+                    check()
             except BaseException as error:  # reported below, never swallowed
                 failure.append(error)
+            finally:
+                finished.set()
+
+        def check() -> None:
+            context = z3.Context()  # fresh: answers never depend on earlier solves
+            contexts.append(context)
+            if cancelled.is_set():
+                return
+            converter = Z3Converter(get_env(), context)
+            solver = z3.Solver(ctx=context)
+            solver.add(converter.convert(formula))
+            built.append((solver, converter))
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                solver.set("timeout", max(1, int(left * 1000)))
+            if not cancelled.is_set():
+                outcome.append(solver.check())
+
+        def interrupt() -> None:
+            for context in contexts:
+                context.interrupt()
 
         worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        deadline = None if timeout is None else start + timeout
         interrupted = False
         try:
-            while worker.is_alive():
-                worker.join(0.02)
+            worker.start()
+            # Waiting on an Event, not join(): see solver_threads_running.
+            while not finished.wait(0.02):
                 now = time.perf_counter()
                 if deadline is not None and not interrupted and now > deadline:
-                    context.interrupt()  # z3's own timeout can fire late in nlsat
+                    interrupt()  # z3's own timeout can fire late in nlsat
                     interrupted = True
                 if interrupted and deadline is not None and now > deadline + 0.3:
                     # Some z3 phases ignore interrupts for a while; the interrupted
@@ -94,14 +121,18 @@ class Z3Backend:
                                         reason=f"z3: timeout after {timeout:g} s",
                                         seconds=now - start)
         except KeyboardInterrupt:
-            context.interrupt()
-            worker.join(5)
+            cancelled.set()
+            waited = time.perf_counter()
+            while not finished.is_set() and time.perf_counter() - waited < 5:
+                interrupt()  # repeated: an interrupt before check() starts is lost
+                finished.wait(0.02)
             raise
         seconds = time.perf_counter() - start
         if failure:
             return SolverAnswer(SolverStatus.UNKNOWN, reason=f"z3 failed: {failure[0]}",
                                 seconds=seconds)
         result = outcome[0]
+        ((solver, converter),) = built
         if result == z3.sat:
             return SolverAnswer(SolverStatus.SAT, model=_Z3Model(solver.model(), converter),
                                 seconds=seconds)
