@@ -143,27 +143,28 @@ def activation_derivative(layer: Layer, u: Scalar, a: Scalar, conventions: Conve
     Convention 0 is PyTorch's: relu'(0) = 0, leaky_relu'(0) = slope, abs'(0) = 0,
     hardtanh'(+-1) = 0. Convention 1 takes the slope of the linear piece instead:
     relu'(0) = 1, leaky_relu'(0) = 1, abs'(0) = 1, hardtanh'(+-1) = 1.
+    Constant slopes are plain ints (exact; an int times a Fraction is a Fraction).
     """
     act = layer.activation
     at_kink_one = conventions.relu_grad_at_zero == 1
     if act is Activation.LINEAR:
-        return Fraction(1)
+        return 1
     if act is Activation.RELU:
         if u == 0:
-            return Fraction(1 if at_kink_one else 0)
-        return Fraction(1 if u > 0 else 0)
+            return 1 if at_kink_one else 0
+        return 1 if u > 0 else 0
     if act is Activation.LEAKY_RELU:
         if u == 0:
-            return Fraction(1) if at_kink_one else layer.slope
-        return Fraction(1) if u > 0 else layer.slope
+            return 1 if at_kink_one else layer.slope
+        return 1 if u > 0 else layer.slope
     if act is Activation.ABS:
         if u == 0:
-            return Fraction(1 if at_kink_one else 0)
-        return Fraction(1 if u > 0 else -1)
+            return 1 if at_kink_one else 0
+        return 1 if u > 0 else -1
     if act is Activation.HARDTANH:
         if u in (1, -1):
-            return Fraction(1 if at_kink_one else 0)
-        return Fraction(1 if -1 < u < 1 else 0)
+            return 1 if at_kink_one else 0
+        return 1 if -1 < u < 1 else 0
     if act is Activation.SIGMOID:
         return a * (1 - a)
     if act is Activation.TANH:
@@ -204,6 +205,22 @@ def one_hot(label: Scalar, classes: int) -> Vector:
     return tuple(Fraction(1 if label == k else 0) for k in range(classes))
 
 
+def _plain(row: Sequence[Any]) -> Vector:
+    """A row with every integral Fraction as an int (exact, and C-speed arithmetic)."""
+    return tuple([v.numerator if type(v) is Fraction and v.denominator == 1 else v
+                  for v in row])
+
+
+#: Fractions of small integers, shared (Fractions are immutable): converting back is cheap.
+_SMALL = {n: Fraction(n) for n in range(-64, 65)}
+
+
+def _fractions(row: Sequence[Any]) -> Vector:
+    """A row with every int as a Fraction (what an Evaluation holds)."""
+    return tuple([(_SMALL[v] if -64 <= v <= 64 else Fraction(v)) if type(v) is int else v
+                  for v in row])
+
+
 def evaluate(
     network: Network,
     loss: Loss,
@@ -216,18 +233,26 @@ def evaluate(
     """Forward pass, loss and every parameter gradient, exactly.
 
     ``targets`` holds one row per sample: a vector of outputs, or a class index
-    for cross-entropy.
+    for cross-entropy. Integral values are computed as Python ints (exact, and
+    far cheaper than Fractions); the result holds Fractions (or the exact type
+    in use) throughout.
     """
     samples = len(inputs)
     depth = network.depth
     outputs = network.outputs
+    weights = [tuple(_plain(row) for row in matrix) for matrix in params.weights]
+    biases = [_plain(vector) for vector in params.biases]
+    inputs = [_plain(row) for row in inputs]
+    if loss.kind is not LossKind.CROSS_ENTROPY:  # class targets stay as given
+        targets = [_plain(row) for row in targets]
     pre: list[list[Vector]] = [[] for _ in range(depth)]
     post: list[list[Vector]] = [[] for _ in range(depth)]
     kinks: list[Kink] = []
+    points = [kink_points(layer) for layer in network.layers]
     for m, x in enumerate(inputs):
-        current: Vector = tuple(x)
+        current: Vector = x
         for index, layer in enumerate(network.layers):
-            u = _affine(params.weights[index], params.biases[index], current)
+            u = _affine(weights[index], biases[index], current)
             pre[index].append(u)
             if layer.activation is Activation.SOFTMAX:
                 current = smooth.softmax(u)
@@ -235,7 +260,7 @@ def evaluate(
                 current = tuple(activation_value(layer, value, smooth) for value in u)
             post[index].append(current)
             for unit, value in enumerate(u):
-                for point in kink_points(layer):
+                for point in points[index]:
                     if value == point:
                         kinks.append(Kink(index + 1, m, unit, point))
 
@@ -253,25 +278,27 @@ def evaluate(
         for prediction, target in zip(predictions, target_rows, strict=True)
     )
 
-    # Loss value and dL/dz at the output layer's pre-activation.
-    total: Scalar = Fraction(0)
+    # Loss value and dL/dz at the output layer's pre-activation, without the loss's
+    # normalising factor: every gradient is linear in these, so the factor is applied
+    # once to each gradient at the end.
+    total: Scalar = 0
     output_deltas: list[Vector] = []
     for m in range(samples):
         prediction, target, residual = predictions[m], target_rows[m], residuals[m]
         if loss.kind is LossKind.MSE:
-            total = total + sum((r * r for r in residual), start=Fraction(0))
+            total = total + sum(r * r for r in residual)
             delta = tuple(
-                2 * factor * r * activation_derivative(output_layer, z, p, conventions)
+                2 * r * activation_derivative(output_layer, z, p, conventions)
                 for r, z, p in zip(residual, pre[-1][m], prediction, strict=True)
             )
         elif loss.kind is LossKind.BCE:
             for p, t in zip(prediction, target, strict=True):
                 total = total + t * smooth.negative_log(p) + (1 - t) * smooth.negative_log(1 - p)
-            delta = tuple(factor * r for r in residual)
+            delta = residual
         else:
             label = targets[m]
             total = total + smooth.negative_log(prediction[int(label)])
-            delta = tuple(factor * r for r in residual)
+            delta = residual
         output_deltas.append(delta)
     loss_value = factor * total
 
@@ -279,41 +306,40 @@ def evaluate(
     gradients: dict[str, tuple[Any, ...]] = {}
     deltas = output_deltas
     for index in range(depth - 1, -1, -1):
-        layer_inputs = [tuple(inputs[m]) for m in range(samples)] if index == 0 else post[
-            index - 1]
+        layer_inputs = inputs if index == 0 else post[index - 1]
         units = network.layers[index].units
         width = network.inputs if index == 0 else network.layers[index - 1].units
         gradients[f"W{index + 1}"] = tuple(
-            tuple(
-                sum((deltas[m][j] * layer_inputs[m][i] for m in range(samples)),
-                    start=Fraction(0))
-                for i in range(width)
-            )
+            tuple(factor * sum(deltas[m][j] * layer_inputs[m][i] for m in range(samples))
+                  for i in range(width))
             for j in range(units)
         )
         gradients[f"b{index + 1}"] = tuple(
-            sum((deltas[m][j] for m in range(samples)), start=Fraction(0)) for j in range(units)
+            factor * sum(deltas[m][j] for m in range(samples)) for j in range(units)
         )
         if index == 0:
             break
-        weight = params.weights[index]
+        weight = weights[index]
         below = network.layers[index - 1]
         deltas = [
             tuple(
-                sum((weight[j][i] * deltas[m][j] for j in range(units)), start=Fraction(0))
+                sum(weight[j][i] * deltas[m][j] for j in range(units))
                 * activation_derivative(below, pre[index - 1][m][i], post[index - 1][m][i],
                                         conventions)
                 for i in range(width)
             )
             for m in range(samples)
         ]
-    ordered = {name: gradients[name] for name in network.parameter_shapes()}
+    ordered = {}
+    for index in range(depth):
+        ordered[f"W{index + 1}"] = tuple(_fractions(row) for row in gradients[f"W{index + 1}"])
+        ordered[f"b{index + 1}"] = _fractions(gradients[f"b{index + 1}"])
     return Evaluation(
-        pre_activations=tuple(tuple(rows) for rows in pre),
-        activations=tuple(tuple(rows) for rows in post),
-        predictions=predictions,
-        residuals=residuals,
-        loss=loss_value,
+        pre_activations=tuple(tuple(_fractions(u) for u in rows) for rows in pre),
+        activations=tuple(tuple(_fractions(a) for a in rows) for rows in post),
+        predictions=tuple(_fractions(p) for p in predictions),
+        residuals=tuple(_fractions(r) for r in residuals),
+        loss=_fractions((loss_value,))[0],
         gradients=ordered,
         kinks=tuple(kinks),
     )

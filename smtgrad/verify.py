@@ -80,7 +80,9 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
     if not spec.samples.min <= samples <= spec.samples.max:
         failures.append(f"the witness has {samples} samples; the spec asks for "
                         f"{spec.samples.min}..{spec.samples.max}")
-    enclosed = enclosed_coordinates(witness)
+    all_values = _all_values(witness)
+    enclosed = (enclosed_coordinates(witness)
+                if any(isinstance(value, Enclosure) for value in all_values) else [])
     certified = False
     values: Any = witness
     try:
@@ -97,7 +99,7 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
             values, evaluation = box_evaluation(spec, point, enclosed, box)
         else:
             if smooth is None:
-                smooth = LatticeFunctions(lattice_base(_all_values(witness)))
+                smooth = LatticeFunctions(lattice_base(all_values))
             evaluation = evaluate(network, spec.loss, spec.conventions, witness.parameters,
                                   witness.inputs, witness.targets, smooth)
     except NumberError as error:

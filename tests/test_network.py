@@ -289,6 +289,36 @@ def test_gradients_match_sympy(seed: int) -> None:
         assert q(mine) == derivative, (name, mine, derivative)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_integral_values_come_back_as_fractions(seed: int) -> None:
+    """evaluate computes integral values as ints; the Evaluation must hold Fractions only
+    (an int there would turn a later ``a / b`` into a float)."""
+    rng = random.Random(seed)
+    case = random_case(rng)
+    network, loss, samples = case["network"], case["loss"], case["samples"]
+    shapes = network.parameter_shapes()
+
+    def integral(shape: tuple[int, ...]) -> Any:
+        if len(shape) == 1:
+            return tuple(F(rng.randint(-3, 3)) for _ in range(shape[0]))
+        return tuple(integral(shape[1:]) for _ in range(shape[0]))
+
+    params = Parameters(tuple(integral(shapes[f"W{li}"]) for li in range(1, network.depth + 1)),
+                        tuple(integral(shapes[f"b{li}"]) for li in range(1, network.depth + 1)))
+    result = evaluate(network, loss, Conventions(), params,
+                      integral((samples, network.inputs)), integral((samples, network.outputs)))
+    found: list[Any] = [result.loss]
+    stack: list[Any] = [result.pre_activations, result.activations, result.predictions,
+                        result.residuals, *result.gradients.values()]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(item)
+        else:
+            found.append(item)
+    assert found and all(type(value) is Fraction for value in found), {type(v) for v in found}
+
+
 def test_random_cases_cover_every_activation() -> None:
     seen = set()
     for seed in range(SEEDS):

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ def require_backend(name: str) -> None:
 
 @functools.cache
 def _package_installed(package: str) -> bool:
-    return importlib.util.find_spec(package) is not None
+    return package in sys.modules or importlib.util.find_spec(package) is not None
 
 
 def backend_names() -> list[str]:
