@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smtgrad.spec import Activation, Conventions, Layer, Spec, Target, entries
+from smtgrad.spec import Activation, Conventions, Layer, Network, Spec, Target, entries
 
 Coordinate = tuple[str, tuple[int, ...]]
 
@@ -67,13 +67,17 @@ def derivative_determined_by_value(layer: Layer, conventions: Conventions) -> bo
 
 
 class _Blocks:
-    """Coordinates of the parameter blocks of a spec's network."""
+    """Coordinates of the parameter blocks of a network."""
 
-    def __init__(self, spec: Spec) -> None:
-        self.shapes = spec.network.parameter_shapes()
+    def __init__(self, network: Network) -> None:
+        self.shapes = network.parameter_shapes()
+        self._coordinates: dict[str, frozenset[Coordinate]] = {}
 
     def coordinates(self, block: str) -> frozenset[Coordinate]:
-        return frozenset((block, index) for index in entries(self.shapes[block]))
+        if block not in self._coordinates:
+            self._coordinates[block] = frozenset((block, index)
+                                                 for index in entries(self.shapes[block]))
+        return self._coordinates[block]
 
     def of(self, target: Target) -> frozenset[Coordinate]:
         if target.index is not None:
@@ -111,7 +115,7 @@ def structural_proof(spec: Spec, samples: int) -> Proof | None:
     """An unsat proof for ``spec`` at M = ``samples`` by one of the lemmas, or None."""
     if not spec.query.nonzero:
         return None
-    blocks = _Blocks(spec)
+    blocks = _Blocks(spec.network)
     required = frozenset().union(*(blocks.of(target) for target in spec.query.zero))
     forced = _linear_closure(spec, blocks, required)
     depth = spec.network.depth

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from smtgrad.numbers import as_fraction
 from smtgrad.spec import Activation, Conventions, Layer, Loss, LossKind, Network, Reduction
 
 #: An exact scalar: a Fraction, or an exact number type with the same operators.
@@ -172,12 +173,16 @@ def activation_derivative(layer: Layer, u: Scalar, a: Scalar, conventions: Conve
     raise ValueError(f"{act.value} has no elementwise derivative")
 
 
+_ZERO_KINK = (Fraction(0),)
+_HARDTANH_KINKS = (Fraction(-1), Fraction(1))
+
+
 def kink_points(layer: Layer) -> tuple[Fraction, ...]:
     """Where the activation is not differentiable."""
     if layer.activation in (Activation.RELU, Activation.LEAKY_RELU, Activation.ABS):
-        return (Fraction(0),)
+        return _ZERO_KINK
     if layer.activation is Activation.HARDTANH:
-        return (Fraction(-1), Fraction(1))
+        return _HARDTANH_KINKS
     return ()
 
 
@@ -186,10 +191,14 @@ def kink_points(layer: Layer) -> tuple[Fraction, ...]:
 
 
 def _affine(weight: Matrix, bias: Vector, x: Vector) -> Vector:
-    return tuple(
-        sum((w * xi for w, xi in zip(row, x, strict=True)), start=b * 0) + b
-        for row, b in zip(weight, bias, strict=True)
-    )
+    """W x + b."""
+    result = []
+    for row, b in zip(weight, bias, strict=True):
+        total = b
+        for w, xi in zip(row, x, strict=True):
+            total = total + w * xi
+        result.append(total)
+    return tuple(result)
 
 
 def _normaliser(loss: Loss, samples: int, outputs: int) -> Fraction:
@@ -211,14 +220,14 @@ def _plain(row: Sequence[Any]) -> Vector:
                   for v in row])
 
 
-#: Fractions of small integers, shared (Fractions are immutable): converting back is cheap.
-_SMALL = {n: Fraction(n) for n in range(-64, 65)}
+def _scaled(factor: Scalar, value: Scalar) -> Scalar:
+    """factor * value; an int zero stays an int zero (a zero gradient is common)."""
+    return value if type(value) is int and value == 0 else factor * value
 
 
 def _fractions(row: Sequence[Any]) -> Vector:
     """A row with every int as a Fraction (what an Evaluation holds)."""
-    return tuple([(_SMALL[v] if -64 <= v <= 64 else Fraction(v)) if type(v) is int else v
-                  for v in row])
+    return tuple([as_fraction(v) if type(v) is int else v for v in row])
 
 
 def evaluate(
@@ -302,38 +311,42 @@ def evaluate(
         output_deltas.append(delta)
     loss_value = factor * total
 
-    # Backpropagation, layer by layer.
+    # Backpropagation, layer by layer: dL/dW_l = factor * sum over m of delta_m a_m^T and
+    # dL/db_l = factor * sum over m of delta_m, with a_m the layer's input for sample m.
     gradients: dict[str, tuple[Any, ...]] = {}
     deltas = output_deltas
     for index in range(depth - 1, -1, -1):
         layer_inputs = inputs if index == 0 else post[index - 1]
         units = network.layers[index].units
         width = network.inputs if index == 0 else network.layers[index - 1].units
-        gradients[f"W{index + 1}"] = tuple(
-            tuple(factor * sum(deltas[m][j] * layer_inputs[m][i] for m in range(samples))
-                  for i in range(width))
-            for j in range(units)
-        )
-        gradients[f"b{index + 1}"] = tuple(
-            factor * sum(deltas[m][j] for m in range(samples)) for j in range(units)
-        )
+        weight_sums: list[list[Scalar]] = [[0] * width for _ in range(units)]
+        bias_sums: list[Scalar] = [0] * units
+        for delta, a in zip(deltas, layer_inputs, strict=True):
+            for j in range(units):
+                d = delta[j]
+                bias_sums[j] = bias_sums[j] + d
+                row = weight_sums[j]
+                for i in range(width):
+                    row[i] = row[i] + d * a[i]
+        gradients[f"W{index + 1}"] = tuple(_fractions([_scaled(factor, v) for v in row])
+                                           for row in weight_sums)
+        gradients[f"b{index + 1}"] = _fractions([_scaled(factor, v) for v in bias_sums])
         if index == 0:
             break
         weight = weights[index]
         below = network.layers[index - 1]
-        deltas = [
-            tuple(
-                sum(weight[j][i] * deltas[m][j] for j in range(units))
-                * activation_derivative(below, pre[index - 1][m][i], post[index - 1][m][i],
-                                        conventions)
-                for i in range(width)
-            )
-            for m in range(samples)
-        ]
-    ordered = {}
-    for index in range(depth):
-        ordered[f"W{index + 1}"] = tuple(_fractions(row) for row in gradients[f"W{index + 1}"])
-        ordered[f"b{index + 1}"] = _fractions(gradients[f"b{index + 1}"])
+        below_deltas: list[Vector] = []
+        for m, delta in enumerate(deltas):
+            back = []
+            for i in range(width):
+                total = 0
+                for j in range(units):
+                    total = total + weight[j][i] * delta[j]
+                back.append(total * activation_derivative(
+                    below, pre[index - 1][m][i], post[index - 1][m][i], conventions))
+            below_deltas.append(tuple(back))
+        deltas = below_deltas
+    ordered = {name: gradients[name] for name in network.parameter_shapes()}
     return Evaluation(
         pre_activations=tuple(tuple(_fractions(u) for u in rows) for rows in pre),
         activations=tuple(tuple(_fractions(a) for a in rows) for rows in post),

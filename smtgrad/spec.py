@@ -8,6 +8,7 @@ was expected; nothing in a spec is ever executed.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,14 +118,21 @@ class Network:
         return len(self.layers)
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shapes of W1, b1, ..., WL, bL (W_l is units x previous, as torch.nn.Linear)."""
-        shapes: dict[str, tuple[int, ...]] = {}
-        previous = self.inputs
-        for index, layer in enumerate(self.layers, start=1):
-            shapes[f"W{index}"] = (layer.units, previous)
-            shapes[f"b{index}"] = (layer.units,)
-            previous = layer.units
-        return shapes
+        """Shapes of W1, b1, ..., WL, bL (W_l is units x previous, as torch.nn.Linear).
+
+        A fresh dict each call; the shapes are computed once per network.
+        """
+        items = self.__dict__.get("_shape_items")
+        if items is None:
+            shapes: list[tuple[str, tuple[int, ...]]] = []
+            previous = self.inputs
+            for index, layer in enumerate(self.layers, start=1):
+                shapes.append((f"W{index}", (layer.units, previous)))
+                shapes.append((f"b{index}", (layer.units,)))
+                previous = layer.units
+            items = tuple(shapes)
+            object.__setattr__(self, "_shape_items", items)  # a cache, not a field
+        return dict(items)
 
 
 @dataclass(frozen=True)
@@ -736,9 +744,14 @@ def normalize_ref(ref: Ref) -> Ref:
     return ref
 
 
-def entries(shape: Sequence[int]) -> list[tuple[int, ...]]:
+def entries(shape: Sequence[int]) -> tuple[tuple[int, ...], ...]:
     """All index tuples of an array shape, in row-major order."""
+    return _entries(tuple(shape))
+
+
+@functools.cache
+def _entries(shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     result: list[tuple[int, ...]] = [()]
     for size in shape:
         result = [(*index, position) for index in result for position in range(size)]
-    return result
+    return tuple(result)
