@@ -535,7 +535,7 @@ class _Engine:
         else:
             sample_range = spec.samples
         attempts: list[Attempt] = []
-        bound = reduction_bound(spec) if options.reduction else None
+        bound = reduction_bound(spec) if options.reduction and spec.generic else None
         for samples in sample_range.values():
             started = time.perf_counter()
             outcome = self.solve_at(samples)

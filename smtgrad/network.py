@@ -190,7 +190,7 @@ def kink_points(layer: Layer) -> tuple[Fraction, ...]:
 # Forward, loss, backward.
 
 
-def _affine(weight: Matrix, bias: Vector, x: Vector) -> Vector:
+def affine(weight: Matrix, bias: Vector, x: Vector) -> Vector:
     """W x + b."""
     result = []
     for row, b in zip(weight, bias, strict=True):
@@ -261,7 +261,7 @@ def evaluate(
     for m, x in enumerate(inputs):
         current: Vector = x
         for index, layer in enumerate(network.layers):
-            u = _affine(weights[index], biases[index], current)
+            u = affine(weights[index], biases[index], current)
             pre[index].append(u)
             if layer.activation is Activation.SOFTMAX:
                 current = smooth.softmax(u)

@@ -27,6 +27,7 @@ from smtgrad.network import (
     Parameters,
     activation_derivative,
     activation_value,
+    affine,
     kink_points,
 )
 from smtgrad.spec import LossKind, Network, Spec, TargetKind, entries
@@ -269,13 +270,12 @@ class _Pass:
 
 def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pass:
     pre, post = [], []
-    current = tuple(_plain(value) for value in row)
+    current = tuple([_plain(value) for value in row])
     inputs = current
     for layer, weight, bias in zip(network.layers, params.weights, params.biases,
                                    strict=True):
-        u = tuple(sum(w * x for w, x in zip(weights, current, strict=True)) + b
-                  for weights, b in zip(weight, bias, strict=True))
-        current = tuple(activation_value(layer, value, RATIONAL) for value in u)
+        u = affine(weight, bias, current)
+        current = tuple([activation_value(layer, value, RATIONAL) for value in u])
         pre.append(u)
         post.append(current)
     return _Pass(inputs, tuple(pre), tuple(post))
@@ -315,11 +315,14 @@ def _features(spec: Spec, params: Parameters, forward: _Pass, output: int,
             break
         weight = params.weights[index - 1]
         layer = layers[index - 2]
-        delta = [
-            sum(weight[j][i] * delta[j] for j in range(len(delta))) * _plain(
-                activation_derivative(layer, forward.pre[index - 2][i],
-                                      forward.post[index - 2][i], conventions))
-            for i in range(layer.units)]
+        below_delta = []
+        for i in range(layer.units):
+            total = 0
+            for j, d in enumerate(delta):
+                total = total + weight[j][i] * d
+            below_delta.append(total * _plain(activation_derivative(
+                layer, forward.pre[index - 2][i], forward.post[index - 2][i], conventions)))
+        delta = below_delta
     return result
 
 

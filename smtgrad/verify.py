@@ -10,6 +10,8 @@ a rejected witness.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from itertools import chain
 from typing import Any
 
 from smtgrad.enclosure import Enclosure, Point, box_evaluation, krawczyk
@@ -34,16 +36,19 @@ def _label(name: str, index: tuple[int, ...]) -> str:
     return f"{name}[{','.join(map(str, index))}]"
 
 
+_RATIONAL_TYPES = {Fraction, int}
+
+
 def _all_values(witness: Witness) -> list[Any]:
-    values: list[Any] = []
-    stack: list[Any] = [witness.parameters.weights, witness.parameters.biases, witness.inputs,
-                        witness.targets]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, tuple):
-            stack.extend(item)
+    """Every number of the witness (parameters, inputs, targets), flattened."""
+    parameters = witness.parameters
+    values = [*chain.from_iterable(chain.from_iterable(parameters.weights)),
+              *chain.from_iterable(parameters.biases), *chain.from_iterable(witness.inputs)]
+    for target in witness.targets:  # a row of outputs, or a class index
+        if isinstance(target, tuple):
+            values.extend(target)
         else:
-            values.append(item)
+            values.append(target)
     return values
 
 
@@ -81,8 +86,8 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
         failures.append(f"the witness has {samples} samples; the spec asks for "
                         f"{spec.samples.min}..{spec.samples.max}")
     all_values = _all_values(witness)
-    enclosed = (enclosed_coordinates(witness)
-                if any(isinstance(value, Enclosure) for value in all_values) else [])
+    enclosed = ([] if set(map(type, all_values)) <= _RATIONAL_TYPES
+                else enclosed_coordinates(witness))
     certified = False
     values: Any = witness
     try:
