@@ -33,7 +33,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smtgrad.spec import Activation, Conventions, Layer, Network, Spec, Target, entries
+from smtgrad.spec import (
+    Activation,
+    Conventions,
+    Layer,
+    Network,
+    Query,
+    Spec,
+    Target,
+    entries,
+)
 
 Coordinate = tuple[str, tuple[int, ...]]
 
@@ -111,15 +120,37 @@ def _linear_closure(spec: Spec, blocks: _Blocks, zero: frozenset[Coordinate]
     return frozenset(forced)
 
 
-def structural_proof(spec: Spec, samples: int) -> Proof | None:
-    """An unsat proof for ``spec`` at M = ``samples`` by one of the lemmas, or None."""
-    if not spec.query.nonzero:
-        return None
+@dataclass(frozen=True)
+class _QueryShape:
+    """What the lemmas read off a network and query, whatever M is."""
+
+    blocks: _Blocks
+    required: frozenset[Coordinate]  # coordinates the query asks to be zero
+    forced: frozenset[Coordinate]  # those, closed under the linear-identity lemma
+    every_m: Proof | None  # a proof for every M (contradictory query, linear identity)
+
+
+#: The last network and query analysed, with the result: --minimal asks about the same
+#: ones at M = 1, 2, 3, ... (compared by identity; the cache keeps them alive).
+_last_shape: tuple[Network, Query, _QueryShape] | None = None
+
+
+def _query_shape(spec: Spec) -> _QueryShape:
+    global _last_shape
+    cached = _last_shape
+    if cached is not None and cached[0] is spec.network and cached[1] is spec.query:
+        return cached[2]
     blocks = _Blocks(spec.network)
     required = frozenset().union(*(blocks.of(target) for target in spec.query.zero))
     forced = _linear_closure(spec, blocks, required)
-    depth = spec.network.depth
+    shape = _QueryShape(blocks, required, forced, _every_m(spec, blocks, required, forced))
+    _last_shape = (spec.network, spec.query, shape)
+    return shape
 
+
+def _every_m(spec: Spec, blocks: _Blocks, required: frozenset[Coordinate],
+             forced: frozenset[Coordinate]) -> Proof | None:
+    depth = spec.network.depth
     for target in spec.query.nonzero:
         if blocks.of(target) <= required:
             return Proof("contradictory query", (
@@ -133,6 +164,18 @@ def structural_proof(spec: Spec, samples: int) -> Proof | None:
                 f"{target} must be nonzero, but {above} must vanish, and below a linear layer "
                 f"dL/db_(l-1) = W_l^T dL/db_l, so dL/d{target} = 0 at every M"),
                 all_samples=True)
+    return None
+
+
+def structural_proof(spec: Spec, samples: int) -> Proof | None:
+    """An unsat proof for ``spec`` at M = ``samples`` by one of the lemmas, or None."""
+    if not spec.query.nonzero:
+        return None
+    shape = _query_shape(spec)
+    if shape.every_m is not None:
+        return shape.every_m
+    blocks, forced = shape.blocks, shape.forced
+    depth = spec.network.depth
 
     if samples == 1:
         for layer in range(depth, 0, -1):

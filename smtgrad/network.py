@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.numbers import as_fraction
+from smtgrad.numbers import SMALL_FRACTIONS
 from smtgrad.spec import Activation, Conventions, Layer, Loss, LossKind, Network, Reduction
 
 #: An exact scalar: a Fraction, or an exact number type with the same operators.
@@ -227,7 +227,8 @@ def _scaled(factor: Scalar, value: Scalar) -> Scalar:
 
 def _fractions(row: Sequence[Any]) -> Vector:
     """A row with every int as a Fraction (what an Evaluation holds)."""
-    return tuple([as_fraction(v) if type(v) is int else v for v in row])
+    return tuple([v if type(v) is not int else SMALL_FRACTIONS[v] if -64 <= v <= 64
+                  else Fraction(v) for v in row])
 
 
 def evaluate(
@@ -249,7 +250,7 @@ def evaluate(
     samples = len(inputs)
     depth = network.depth
     outputs = network.outputs
-    weights = [tuple(_plain(row) for row in matrix) for matrix in params.weights]
+    weights = [tuple([_plain(row) for row in matrix]) for matrix in params.weights]
     biases = [_plain(vector) for vector in params.biases]
     inputs = [_plain(row) for row in inputs]
     if loss.kind is not LossKind.CROSS_ENTROPY:  # class targets stay as given
@@ -266,12 +267,13 @@ def evaluate(
             if layer.activation is Activation.SOFTMAX:
                 current = smooth.softmax(u)
             else:
-                current = tuple(activation_value(layer, value, smooth) for value in u)
+                current = tuple([activation_value(layer, value, smooth) for value in u])
             post[index].append(current)
-            for unit, value in enumerate(u):
-                for point in points[index]:
-                    if value == point:
-                        kinks.append(Kink(index + 1, m, unit, point))
+            if points[index]:
+                for unit, value in enumerate(u):
+                    for point in points[index]:
+                        if value == point:
+                            kinks.append(Kink(index + 1, m, unit, point))
 
     predictions = tuple(post[-1])
     factor = _normaliser(loss, samples, outputs)
@@ -282,10 +284,10 @@ def evaluate(
             target_rows.append(one_hot(target, outputs))
         else:
             target_rows.append(tuple(target))
-    residuals = tuple(
-        tuple(p - t for p, t in zip(prediction, target, strict=True))
+    residuals = tuple([
+        tuple([p - t for p, t in zip(prediction, target, strict=True)])
         for prediction, target in zip(predictions, target_rows, strict=True)
-    )
+    ])
 
     # Loss value and dL/dz at the output layer's pre-activation, without the loss's
     # normalising factor: every gradient is linear in these, so the factor is applied
@@ -295,11 +297,12 @@ def evaluate(
     for m in range(samples):
         prediction, target, residual = predictions[m], target_rows[m], residuals[m]
         if loss.kind is LossKind.MSE:
-            total = total + sum(r * r for r in residual)
-            delta = tuple(
+            for r in residual:
+                total = total + r * r
+            delta = tuple([
                 2 * r * activation_derivative(output_layer, z, p, conventions)
                 for r, z, p in zip(residual, pre[-1][m], prediction, strict=True)
-            )
+            ])
         elif loss.kind is LossKind.BCE:
             for p, t in zip(prediction, target, strict=True):
                 total = total + t * smooth.negative_log(p) + (1 - t) * smooth.negative_log(1 - p)
@@ -348,10 +351,10 @@ def evaluate(
         deltas = below_deltas
     ordered = {name: gradients[name] for name in network.parameter_shapes()}
     return Evaluation(
-        pre_activations=tuple(tuple(_fractions(u) for u in rows) for rows in pre),
-        activations=tuple(tuple(_fractions(a) for a in rows) for rows in post),
-        predictions=tuple(_fractions(p) for p in predictions),
-        residuals=tuple(_fractions(r) for r in residuals),
+        pre_activations=tuple([tuple([_fractions(u) for u in rows]) for rows in pre]),
+        activations=tuple([tuple([_fractions(a) for a in rows]) for rows in post]),
+        predictions=tuple([_fractions(p) for p in predictions]),
+        residuals=tuple([_fractions(r) for r in residuals]),
         loss=_fractions((loss_value,))[0],
         gradients=ordered,
         kinks=tuple(kinks),

@@ -58,15 +58,9 @@ def parse_exact(raw: object) -> Fraction:
     raise NumberError(f"expected a number, found {type(raw).__name__}")
 
 
-#: Fractions of small integers, shared (Fractions are immutable).
-_SMALL_INTEGERS = {n: Fraction(n) for n in range(-64, 65)}
-
-
-def as_fraction(value: int | Fraction) -> Fraction:
-    """``value`` as a Fraction; small integers come from a table (a Fraction costs ~1 us)."""
-    if type(value) is int and -64 <= value <= 64:
-        return _SMALL_INTEGERS[value]
-    return Fraction(value)
+#: Fractions of the integers -64..64, shared (Fractions are immutable; making one costs
+#: about a microsecond).
+SMALL_FRACTIONS = {n: Fraction(n) for n in range(-64, 65)}
 
 
 def format_exact(value: Fraction | int) -> str:

@@ -30,6 +30,7 @@ from smtgrad.network import (
     affine,
     kink_points,
 )
+from smtgrad.numbers import SMALL_FRACTIONS
 from smtgrad.spec import LossKind, Network, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
@@ -84,13 +85,28 @@ class _Sampler:
         self.spec = spec
         self.samples = samples
         self.random = random.Random(seed)
+        self._bits = self.random.getrandbits
         self.shapes = spec.network.parameter_shapes()
+
+    def randint(self, low: int, high: int) -> int:
+        """A uniform integer in [low, high]: ``random.randint``'s rejection sampling over
+        getrandbits, written out (the same draws, without four Python-level calls)."""
+        width = high - low + 1
+        bits = width.bit_length()
+        drawn = self._bits(bits)
+        while drawn >= width:
+            drawn = self._bits(bits)
+        return low + drawn
+
+    def choice(self, options: tuple[int, ...]) -> int:
+        """``random.choice`` written out like :meth:`randint` (the same draws)."""
+        return options[self.randint(0, len(options) - 1)]
 
     def number(self, magnitude: int, nonzero: bool, halves: bool) -> Number:
         """A small integer, or with ``halves`` sometimes a half-integer."""
         while True:
-            numerator = self.random.randint(-magnitude, magnitude)
-            denominator = self.random.choice((1, 1, 1, 2)) if halves else 1
+            numerator = self.randint(-magnitude, magnitude)
+            denominator = self.choice((1, 1, 1, 2)) if halves else 1
             value: Number = numerator if denominator == 1 else _plain(
                 Fraction(numerator, denominator))
             if value != 0 or not nonzero:
@@ -130,7 +146,7 @@ class _Sampler:
         for m in range(self.samples):
             row: tuple[Number, ...] = ()
             for tries in range(60):
-                denominator = 1 if tries < 5 else self.random.choice((3, 5, 7))
+                denominator = 1 if tries < 5 else self.choice((3, 5, 7))
                 row = tuple(self._input((m, i), spread, denominator) for i in range(width))
                 if row not in seen and not avoid(row):
                     break
@@ -143,7 +159,7 @@ class _Sampler:
         if fixed is not None:
             exact: Number = _plain(Fraction(fixed))
             return exact
-        numerator = self.random.randint(-spread * denominator, spread * denominator)
+        numerator = self.randint(-spread * denominator, spread * denominator)
         value: Number = numerator if denominator == 1 else _plain(Fraction(numerator,
                                                                            denominator))
         return value
@@ -245,12 +261,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _exact(row: Sequence[Number]) -> tuple[Fraction, ...]:
+    """A row with every value a Fraction (as witnesses hold them)."""
+    return tuple([SMALL_FRACTIONS[v] if type(v) is int and -64 <= v <= 64 else Fraction(v)
+                  for v in row])
+
+
 def _exact_parameters(params: Parameters) -> Parameters:
     """Parameters with every value a Fraction (as witnesses hold them)."""
     return Parameters(
-        weights=tuple(tuple(tuple(Fraction(w) for w in row) for row in block)
-                      for block in params.weights),
-        biases=tuple(tuple(Fraction(b) for b in block) for block in params.biases),
+        weights=tuple([tuple([_exact(row) for row in block]) for block in params.weights]),
+        biases=tuple([_exact(block) for block in params.biases]),
     )
 
 
@@ -401,7 +422,7 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
         # With a one-dimensional null space every residual is a multiple of one vector.
         for trial in range(1 if len(basis) == 1 else 6):
             weights = [1 if trial == 0 and len(basis) == 1 else
-                       sampler.random.randint(-3, 3) for _ in basis]
+                       sampler.randint(-3, 3) for _ in basis]
             residual = _integral([sum(w * vector[c] for w, vector in zip(weights, basis,
                                                                          strict=True))
                                   for c in range(len(columns))])
@@ -411,13 +432,11 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
                 for group in coords.nonzero
             ):
                 continue
-            targets = tuple(
-                tuple(Fraction(runs[m].post[-1][k]) - residual[m * outputs + k]
-                      for k in range(outputs))
-                for m in range(samples))
+            targets = tuple([
+                _exact([runs[m].post[-1][k] - residual[m * outputs + k] for k in range(outputs)])
+                for m in range(samples)])
             witness = Witness(parameters=_exact_parameters(plain),
-                              inputs=tuple(tuple(Fraction(x) for x in row) for row in inputs),
-                              targets=targets)
+                              inputs=tuple([_exact(row) for row in inputs]), targets=targets)
             if accept is None or accept(witness):
                 return witness
     return None

@@ -42,3 +42,17 @@ def test_null_space_falls_back_to_fractions() -> None:
     assert all(sum(a * x for a, x in zip(row, basis[0], strict=True)) == 0 for row in rows)
     # A rank-deficient integer system: the planted dependency shows up as a 2-d null space.
     assert len(_nullspace([[1, 2, 3], [2, 4, 6]], 3)) == 2
+
+
+def test_sampler_draws_are_randoms_draws(seed_spec_text: str) -> None:
+    """_Sampler writes randint/choice out over getrandbits; the draws must not change."""
+    from smtgrad.rank import _Sampler
+    from smtgrad.spec import parse_spec
+
+    spec = parse_spec(seed_spec_text, "<seed>")
+    for seed in range(100):
+        sampler, reference = _Sampler(spec, 3, seed), random.Random(seed)
+        for low, high in [(-3, 3), (0, 0), (-12, 12), (-100, 5), (7, 64)]:
+            assert sampler.randint(low, high) == reference.randint(low, high)
+        assert sampler.choice((3, 5, 7)) == reference.choice((3, 5, 7))
+        assert sampler.choice((1, 1, 1, 2)) == reference.choice((1, 1, 1, 2))
