@@ -143,11 +143,16 @@ class _Sampler:
         rows: list[tuple[Number, ...]] = []
         seen: set[tuple[Number, ...]] = set()
         spread = max(magnitude, self.samples)
+        free = "X" not in spec.fixed
         for m in range(self.samples):
             row: tuple[Number, ...] = ()
             for tries in range(60):
                 denominator = 1 if tries < 5 else self.choice((3, 5, 7))
-                row = tuple(self._input((m, i), spread, denominator) for i in range(width))
+                if free and denominator == 1:  # the common case, inlined
+                    row = tuple([self.randint(-spread, spread) for _ in range(width)])
+                else:
+                    row = tuple([self._input((m, i), spread, denominator)
+                                 for i in range(width)])
                 if row not in seen and not avoid(row):
                     break
             seen.add(row)
@@ -363,7 +368,9 @@ def _straddles(spec: Spec, params: Parameters, inputs: Sequence[tuple[Number, ..
     for weights, bias in zip(params.weights[0], params.biases[0], strict=True):
         groups: dict[Any, int] = {}
         for row in inputs:
-            u = sum(w * x for w, x in zip(weights, row, strict=True)) + bias
+            u = bias
+            for w, x in zip(weights, row, strict=True):
+                u = u + w * x
             slope = activation_derivative(layer, u, activation_value(layer, u, RATIONAL),
                                           spec.conventions)
             groups[slope] = groups.get(slope, 0) + 1
