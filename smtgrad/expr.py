@@ -866,8 +866,9 @@ class FractionAlgebra:
     def mul(self, a: Fraction, b: Fraction) -> Fraction:
         return a * b
 
-    def div(self, a: Fraction, b: Fraction) -> Fraction:
-        return a / b
+    def div(self, a: Fraction | int, b: Fraction | int) -> Fraction:
+        numerator = Fraction(a) if isinstance(a, int) else a  # int / int would be a float
+        return numerator / b
 
     def neg(self, a: Fraction) -> Fraction:
         return -a

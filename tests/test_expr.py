@@ -686,3 +686,9 @@ def test_invalid_hand_built_nodes() -> None:
         BoolOp("xor", ())
     with pytest.raises(ValueError):
         Pow(Ref("x"), -1)
+
+
+def test_fraction_algebra_divides_ints_exactly() -> None:
+    """Values resolved from an evaluation may be ints; 1 / 3 must stay exact."""
+    quotient = FractionAlgebra().div(1, 3)
+    assert quotient == Fraction(1, 3) and type(quotient) is Fraction
