@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.numbers import SMALL_FRACTIONS
+from smtgrad.numbers import as_fractions, ints_where_integral
 from smtgrad.spec import Activation, Conventions, Layer, Loss, LossKind, Network, Reduction
 
 #: An exact scalar: a Fraction, or an exact number type with the same operators.
@@ -214,21 +214,9 @@ def one_hot(label: Scalar, classes: int) -> Vector:
     return tuple(Fraction(1 if label == k else 0) for k in range(classes))
 
 
-def _plain(row: Sequence[Any]) -> Vector:
-    """A row with every integral Fraction as an int (exact, and C-speed arithmetic)."""
-    return tuple([v.numerator if type(v) is Fraction and v.denominator == 1 else v
-                  for v in row])
-
-
 def _scaled(factor: Scalar, value: Scalar) -> Scalar:
     """factor * value; an int zero stays an int zero (a zero gradient is common)."""
     return value if type(value) is int and value == 0 else factor * value
-
-
-def _fractions(row: Sequence[Any]) -> Vector:
-    """A row with every int as a Fraction (what an Evaluation holds)."""
-    return tuple([v if type(v) is not int else SMALL_FRACTIONS[v] if -64 <= v <= 64
-                  else Fraction(v) for v in row])
 
 
 def evaluate(
@@ -250,11 +238,11 @@ def evaluate(
     samples = len(inputs)
     depth = network.depth
     outputs = network.outputs
-    weights = [tuple([_plain(row) for row in matrix]) for matrix in params.weights]
-    biases = [_plain(vector) for vector in params.biases]
-    inputs = [_plain(row) for row in inputs]
+    weights = [tuple([ints_where_integral(row) for row in matrix]) for matrix in params.weights]
+    biases = [ints_where_integral(vector) for vector in params.biases]
+    inputs = [ints_where_integral(row) for row in inputs]
     if loss.kind is not LossKind.CROSS_ENTROPY:  # class targets stay as given
-        targets = [_plain(row) for row in targets]
+        targets = [ints_where_integral(row) for row in targets]
     pre: list[list[Vector]] = [[] for _ in range(depth)]
     post: list[list[Vector]] = [[] for _ in range(depth)]
     kinks: list[Kink] = []
@@ -331,9 +319,9 @@ def evaluate(
                 row = weight_sums[j]
                 for i in range(width):
                     row[i] = row[i] + d * a[i]
-        gradients[f"W{index + 1}"] = tuple(_fractions([_scaled(factor, v) for v in row])
+        gradients[f"W{index + 1}"] = tuple(as_fractions([_scaled(factor, v) for v in row])
                                            for row in weight_sums)
-        gradients[f"b{index + 1}"] = _fractions([_scaled(factor, v) for v in bias_sums])
+        gradients[f"b{index + 1}"] = as_fractions([_scaled(factor, v) for v in bias_sums])
         if index == 0:
             break
         weight = weights[index]
@@ -351,11 +339,11 @@ def evaluate(
         deltas = below_deltas
     ordered = {name: gradients[name] for name in network.parameter_shapes()}
     return Evaluation(
-        pre_activations=tuple([tuple([_fractions(u) for u in rows]) for rows in pre]),
-        activations=tuple([tuple([_fractions(a) for a in rows]) for rows in post]),
-        predictions=tuple([_fractions(p) for p in predictions]),
-        residuals=tuple([_fractions(r) for r in residuals]),
-        loss=_fractions((loss_value,))[0],
+        pre_activations=tuple([tuple([as_fractions(u) for u in rows]) for rows in pre]),
+        activations=tuple([tuple([as_fractions(a) for a in rows]) for rows in post]),
+        predictions=tuple([as_fractions(p) for p in predictions]),
+        residuals=tuple([as_fractions(r) for r in residuals]),
+        loss=as_fractions((loss_value,))[0],
         gradients=ordered,
         kinks=tuple(kinks),
     )

@@ -8,7 +8,9 @@ printed as ``"-2/3"`` so that sympy (or any reader) parses them back exactly.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from fractions import Fraction
+from typing import Any
 
 #: Largest accepted bit length of a numerator or denominator (about 77 digits).
 MAX_BITS = 256
@@ -61,6 +63,30 @@ def parse_exact(raw: object) -> Fraction:
 #: Fractions of the integers -64..64, shared (Fractions are immutable; making one costs
 #: about a microsecond).
 SMALL_FRACTIONS = {n: Fraction(n) for n in range(-64, 65)}
+
+
+# Exact arithmetic on hot paths runs on Python ints where values are integral (exact, and
+# far cheaper than Fractions); results go back to Fractions before anyone divides them.
+
+
+def integral_as_int(value: Any) -> Any:
+    """An integral Fraction as an int; anything else unchanged."""
+    if type(value) is Fraction and value.denominator == 1:
+        return value.numerator
+    return value
+
+
+def ints_where_integral(row: Iterable[Any]) -> tuple[Any, ...]:
+    """A row with every integral Fraction as an int; anything else unchanged."""
+    return tuple([v.numerator if type(v) is Fraction and v.denominator == 1 else v
+                  for v in row])
+
+
+def as_fractions(row: Iterable[Any]) -> tuple[Any, ...]:
+    """A row with every int as a Fraction; anything else (Fractions, other exact number
+    types) unchanged."""
+    return tuple([v if type(v) is not int else SMALL_FRACTIONS[v] if -64 <= v <= 64
+                  else Fraction(v) for v in row])
 
 
 def format_exact(value: Fraction | int) -> str:

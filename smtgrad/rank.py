@@ -30,7 +30,7 @@ from smtgrad.network import (
     affine,
     kink_points,
 )
-from smtgrad.numbers import SMALL_FRACTIONS
+from smtgrad.numbers import as_fractions, integral_as_int, ints_where_integral
 from smtgrad.spec import LossKind, Network, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
@@ -107,7 +107,7 @@ class _Sampler:
         while True:
             numerator = self.randint(-magnitude, magnitude)
             denominator = self.choice((1, 1, 1, 2)) if halves else 1
-            value: Number = numerator if denominator == 1 else _plain(
+            value: Number = numerator if denominator == 1 else integral_as_int(
                 Fraction(numerator, denominator))
             if value != 0 or not nonzero:
                 return value
@@ -132,7 +132,7 @@ class _Sampler:
         fixed = self.spec.fixed_value(name, index) if name in self.spec.fixed else None
         if fixed is None:
             return self.number(magnitude, nonzero, halves)
-        value: Number = _plain(fixed)
+        value: Number = integral_as_int(fixed)
         return value
 
     def inputs(self, magnitude: int, avoid: Callable[[tuple[Number, ...]], bool]
@@ -162,10 +162,10 @@ class _Sampler:
     def _input(self, index: tuple[int, ...], spread: int, denominator: int) -> Number:
         fixed = self.spec.fixed_value("X", index) if "X" in self.spec.fixed else None
         if fixed is not None:
-            exact: Number = _plain(Fraction(fixed))
+            exact: Number = integral_as_int(Fraction(fixed))
             return exact
         numerator = self.randint(-spread * denominator, spread * denominator)
-        value: Number = numerator if denominator == 1 else _plain(Fraction(numerator,
+        value: Number = numerator if denominator == 1 else integral_as_int(Fraction(numerator,
                                                                            denominator))
         return value
 
@@ -259,24 +259,11 @@ def _integral(vector: list[Any]) -> list[Any]:
     return [v * scale for v in vector] if scale != 1 else vector
 
 
-def _plain(value: Any) -> Any:
-    """An integral Fraction as an int: exact, and several times faster to multiply."""
-    if isinstance(value, Fraction) and value.denominator == 1:
-        return value.numerator
-    return value
-
-
-def _exact(row: Sequence[Number]) -> tuple[Fraction, ...]:
-    """A row with every value a Fraction (as witnesses hold them)."""
-    return tuple([SMALL_FRACTIONS[v] if type(v) is int and -64 <= v <= 64 else Fraction(v)
-                  for v in row])
-
-
 def _exact_parameters(params: Parameters) -> Parameters:
     """Parameters with every value a Fraction (as witnesses hold them)."""
     return Parameters(
-        weights=tuple([tuple([_exact(row) for row in block]) for block in params.weights]),
-        biases=tuple([_exact(block) for block in params.biases]),
+        weights=tuple([tuple([as_fractions(row) for row in block]) for block in params.weights]),
+        biases=tuple([as_fractions(block) for block in params.biases]),
     )
 
 
@@ -296,7 +283,7 @@ class _Pass:
 
 def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pass:
     pre, post = [], []
-    current = tuple([_plain(value) for value in row])
+    current = ints_where_integral(row)
     inputs = current
     for layer, weight, bias in zip(network.layers, params.weights, params.biases,
                                    strict=True):
@@ -327,7 +314,7 @@ def _features(spec: Spec, params: Parameters, forward: _Pass, output: int,
     depth = network.depth
     last = layers[-1]
     delta: list[Any] = [
-        _plain(activation_derivative(last, forward.pre[-1][k], forward.post[-1][k],
+        integral_as_int(activation_derivative(last, forward.pre[-1][k], forward.post[-1][k],
                                      conventions)) if k == output else 0
         for k in range(network.outputs)]
     result: dict[Coordinate, Any] = {}
@@ -346,7 +333,7 @@ def _features(spec: Spec, params: Parameters, forward: _Pass, output: int,
             total = 0
             for j, d in enumerate(delta):
                 total = total + weight[j][i] * d
-            below_delta.append(total * _plain(activation_derivative(
+            below_delta.append(total * integral_as_int(activation_derivative(
                 layer, forward.pre[index - 2][i], forward.post[index - 2][i], conventions)))
         delta = below_delta
     return result
@@ -440,10 +427,12 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
             ):
                 continue
             targets = tuple([
-                _exact([runs[m].post[-1][k] - residual[m * outputs + k] for k in range(outputs)])
+                as_fractions([runs[m].post[-1][k] - residual[m * outputs + k]
+                              for k in range(outputs)])
                 for m in range(samples)])
             witness = Witness(parameters=_exact_parameters(plain),
-                              inputs=tuple([_exact(row) for row in inputs]), targets=targets)
+                              inputs=tuple([as_fractions(row) for row in inputs]),
+                              targets=targets)
             if accept is None or accept(witness):
                 return witness
     return None
