@@ -17,6 +17,7 @@ the verifier rejects raises :class:`WitnessRejected` (a bug, exit 4).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -187,6 +188,11 @@ class _Engine:
         remaining = self.remaining()
         return remaining is not None and remaining <= 0
 
+    @functools.cached_property
+    def bound(self) -> int | None:
+        """D of the sample-reduction lemma for the spec (every M shares it), or None."""
+        return reduction_bound(self.spec) if self.options.reduction else None
+
     @property
     def backend(self) -> Backend:
         if self._backend is None:
@@ -235,7 +241,7 @@ class _Engine:
         """Fast path, sample reduction and the solvers at one M (no lemmas)."""
         if is_smooth(spec) or spec.loss.kind is not LossKind.MSE:
             return self.solve_smooth(spec, samples)
-        bound = reduction_bound(spec) if self.options.reduction else None
+        bound = self.bound
         if bound is not None and samples > bound and not spec.generic:
             outcome = self.reduced(spec, samples, bound)
             if outcome.verdict is Verdict.SAT and self.options.fast_path:
@@ -535,7 +541,6 @@ class _Engine:
         else:
             sample_range = spec.samples
         attempts: list[Attempt] = []
-        bound = reduction_bound(spec) if options.reduction and spec.generic else None
         for samples in sample_range.values():
             started = time.perf_counter()
             outcome = self.solve_at(samples)
@@ -548,6 +553,7 @@ class _Engine:
                 return self.result(outcome, samples, attempts)
             if outcome.all_samples:
                 return self.result(outcome, samples, attempts, proved="all M")
+            bound = self.bound
             if (bound is not None and spec.generic and samples >= bound
                     and all(a.verdict is Verdict.UNSAT for a in attempts)
                     and attempts[0].samples == 1):
