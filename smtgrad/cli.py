@@ -18,6 +18,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from smtgrad._entry import INTERRUPTED, exit_now_if_a_solver_thread_lives, install_interrupt_handler
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -28,7 +30,7 @@ app = typer.Typer(
 )
 
 EXIT_SAT, EXIT_UNSAT, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = INTERRUPTED  # one value with the console script's SIGINT handler
 
 T = TypeVar("T")
 
@@ -268,8 +270,6 @@ def main() -> None:
     SIGINT exits 130 at once; a process whose abandoned solver thread still runs
     leaves without interpreter teardown (see :mod:`smtgrad._entry`).
     """
-    from smtgrad._entry import exit_now_if_a_solver_thread_lives, install_interrupt_handler
-
     install_interrupt_handler()
     try:
         app()
