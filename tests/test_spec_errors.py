@@ -9,24 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import SEED_SPEC_TEXT
 from typer.testing import CliRunner
 
 from smtgrad.cli import app
 from smtgrad.spec import SpecError, load_spec
 
-VALID = """\
-name: ok
-network:
-  inputs: 1
-  layers:
-    - {units: 1, activation: relu}
-    - {units: 1, activation: linear}
-loss: mse
-samples: 3
-query:
-  zero: [W2, b2]
-  nonzero: [W1, b1]
-"""
+#: The seed spec under another name (used at import time, for the parametrisations).
+VALID = SEED_SPEC_TEXT.replace("name: seed\n", "name: ok\n", 1)
+assert VALID != SEED_SPEC_TEXT
 
 
 def edit(old: str, new: str) -> str:
