@@ -10,7 +10,7 @@ no solver and nothing of the encoder, on purpose.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -82,15 +82,47 @@ class Kink:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Everything the exact pass computes for one batch."""
+    """Everything the exact pass computes for one batch.
 
-    pre_activations: tuple[tuple[Vector, ...], ...]  # [layer][sample][unit]
-    activations: tuple[tuple[Vector, ...], ...]  # [layer][sample][unit]
-    predictions: tuple[Vector, ...]  # [sample][output]
-    residuals: tuple[Vector, ...]  # yhat - y (one-hot y for class targets)
+    Every value reads as a Fraction (or the exact type in use). The pass computes
+    integral values as ints; the per-sample arrays (pre-activations, activations,
+    predictions, residuals) are converted when first read, since the verifier
+    itself reads only the loss, the gradients and the kinks.
+    """
+
+    computed_pre_activations: tuple[tuple[Vector, ...], ...] = field(repr=False)
+    computed_activations: tuple[tuple[Vector, ...], ...] = field(repr=False)
+    computed_residuals: tuple[Vector, ...] = field(repr=False)
     loss: Scalar
     gradients: dict[str, tuple[Any, ...]]
     kinks: tuple[Kink, ...]
+
+    @property
+    def pre_activations(self) -> tuple[tuple[Vector, ...], ...]:
+        """[layer][sample][unit]"""
+        return self._converted("pre_activations", self.computed_pre_activations, 2)
+
+    @property
+    def activations(self) -> tuple[tuple[Vector, ...], ...]:
+        """[layer][sample][unit]"""
+        return self._converted("activations", self.computed_activations, 2)
+
+    @property
+    def predictions(self) -> tuple[Vector, ...]:
+        """[sample][output]: the last layer's activations."""
+        return self.activations[-1]
+
+    @property
+    def residuals(self) -> tuple[Vector, ...]:
+        """yhat - y (one-hot y for class targets), [sample][output]."""
+        return self._converted("residuals", self.computed_residuals, 1)
+
+    def _converted(self, name: str, computed: Any, depth: int) -> Any:
+        cache = self.__dict__.setdefault("_as_fractions", {})
+        if name not in cache:
+            cache[name] = (tuple([tuple([as_fractions(row) for row in rows]) for rows in computed])
+                           if depth == 2 else tuple([as_fractions(row) for row in computed]))
+        return cache[name]
 
 
 def entry_at(array: Any, index: tuple[int, ...]) -> Any:
@@ -339,10 +371,9 @@ def evaluate(
         deltas = below_deltas
     ordered = {name: gradients[name] for name in network.parameter_shapes()}
     return Evaluation(
-        pre_activations=tuple([tuple([as_fractions(u) for u in rows]) for rows in pre]),
-        activations=tuple([tuple([as_fractions(a) for a in rows]) for rows in post]),
-        predictions=tuple([as_fractions(p) for p in predictions]),
-        residuals=tuple([as_fractions(r) for r in residuals]),
+        computed_pre_activations=tuple([tuple(rows) for rows in pre]),
+        computed_activations=tuple([tuple(rows) for rows in post]),
+        computed_residuals=residuals,
         loss=as_fractions((loss_value,))[0],
         gradients=ordered,
         kinks=tuple(kinks),
