@@ -173,6 +173,7 @@ class _Engine:
         self.spec = spec
         self.options = options
         self.progress = progress or (lambda message: None)
+        self.reporting = progress is not None  # skip building per-M messages nobody reads
         self.start = time.perf_counter()
         self.deadline = None if options.timeout is None else self.start + options.timeout
         self._backend: Backend | None = None
@@ -216,7 +217,8 @@ class _Engine:
         if self.options.lemmas:
             proof = structural_proof(spec, samples)
             if proof is not None:
-                self.progress(f"M={samples}: unsat by the {proof.lemma}")
+                if self.reporting:
+                    self.progress(f"M={samples}: unsat by the {proof.lemma}")
                 return self.by_lemma(spec, samples, proof)
         return self.decide(spec, samples)
 
@@ -546,7 +548,8 @@ class _Engine:
             outcome = self.solve_at(samples)
             attempts.append(Attempt(samples, outcome.verdict, outcome.method,
                                     time.perf_counter() - started, outcome.reason))
-            self.progress(f"M={samples}: {outcome.verdict.value}")
+            if self.reporting:
+                self.progress(f"M={samples}: {outcome.verdict.value}")
             if outcome.verdict is Verdict.SAT:
                 return self.result(outcome, samples, attempts)
             if outcome.verdict is Verdict.UNKNOWN:

@@ -205,16 +205,12 @@ def activation_derivative(layer: Layer, u: Scalar, a: Scalar, conventions: Conve
     raise ValueError(f"{act.value} has no elementwise derivative")
 
 
-_ZERO_KINK = (Fraction(0),)
-_HARDTANH_KINKS = (Fraction(-1), Fraction(1))
-
-
-def kink_points(layer: Layer) -> tuple[Fraction, ...]:
-    """Where the activation is not differentiable."""
+def kink_points(layer: Layer) -> tuple[int, ...]:
+    """Where the activation is not differentiable (exact integers)."""
     if layer.activation in (Activation.RELU, Activation.LEAKY_RELU, Activation.ABS):
-        return _ZERO_KINK
+        return (0,)
     if layer.activation is Activation.HARDTANH:
-        return _HARDTANH_KINKS
+        return (-1, 1)
     return ()
 
 
@@ -246,9 +242,23 @@ def one_hot(label: Scalar, classes: int) -> Vector:
     return tuple(Fraction(1 if label == k else 0) for k in range(classes))
 
 
-def _scaled(factor: Scalar, value: Scalar) -> Scalar:
-    """factor * value; an int zero stays an int zero (a zero gradient is common)."""
-    return value if type(value) is int and value == 0 else factor * value
+def _scaled(factor: Fraction, values: Sequence[Scalar]) -> tuple[Any, ...]:
+    """factor * each value, with ints read as Fractions.
+
+    A product with an int is built as Fraction(p * value, q), which skips
+    ``Fraction.__mul__``'s dispatch (this runs for every gradient entry).
+    """
+    numerator, denominator = factor.numerator, factor.denominator
+    result = []
+    for value in values:
+        if type(value) is int:
+            result.append(Fraction(numerator * value, denominator) if value else _ZERO)
+        else:
+            result.append(factor * value)
+    return tuple(result)
+
+
+_ZERO = Fraction(0)
 
 
 def evaluate(
@@ -293,7 +303,7 @@ def evaluate(
                 for unit, value in enumerate(u):
                     for point in points[index]:
                         if value == point:
-                            kinks.append(Kink(index + 1, m, unit, point))
+                            kinks.append(Kink(index + 1, m, unit, Fraction(point)))
 
     predictions = tuple(post[-1])
     factor = _normaliser(loss, samples, outputs)
@@ -332,7 +342,7 @@ def evaluate(
             total = total + smooth.negative_log(prediction[int(label)])
             delta = residual
         output_deltas.append(delta)
-    loss_value = factor * total
+    loss_value = _scaled(factor, (total,))[0]
 
     # Backpropagation, layer by layer: dL/dW_l = factor * sum over m of delta_m a_m^T and
     # dL/db_l = factor * sum over m of delta_m, with a_m the layer's input for sample m.
@@ -351,9 +361,8 @@ def evaluate(
                 row = weight_sums[j]
                 for i in range(width):
                     row[i] = row[i] + d * a[i]
-        gradients[f"W{index + 1}"] = tuple(as_fractions([_scaled(factor, v) for v in row])
-                                           for row in weight_sums)
-        gradients[f"b{index + 1}"] = as_fractions([_scaled(factor, v) for v in bias_sums])
+        gradients[f"W{index + 1}"] = tuple([_scaled(factor, row) for row in weight_sums])
+        gradients[f"b{index + 1}"] = _scaled(factor, bias_sums)
         if index == 0:
             break
         weight = weights[index]
@@ -374,7 +383,7 @@ def evaluate(
         computed_pre_activations=tuple([tuple(rows) for rows in pre]),
         computed_activations=tuple([tuple(rows) for rows in post]),
         computed_residuals=residuals,
-        loss=as_fractions((loss_value,))[0],
+        loss=loss_value,
         gradients=ordered,
         kinks=tuple(kinks),
     )

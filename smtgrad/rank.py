@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import chain
 from math import gcd, lcm
+from operator import mul
 from typing import Any
 
 from smtgrad.network import (
@@ -56,22 +58,44 @@ STRADDLE_TRIES = 8
 
 
 @dataclass(frozen=True)
-class _Coordinates:
-    zero: tuple[tuple[str, tuple[int, ...]], ...]
-    nonzero: tuple[tuple[tuple[str, tuple[int, ...]], ...], ...]  # one group per block
+class _Plan:
+    """Where each queried gradient entry goes in a feature vector.
+
+    Slots ``0 .. zero - 1`` hold the entries the query asks to be zero; each
+    nonzero block owns a further range of slots. ``by_layer`` lists, per layer,
+    the entries backpropagation fills in: (slot, bias?, row, column).
+    """
+
+    slots: int
+    zero: int
+    groups: tuple[range, ...]
+    by_layer: dict[int, tuple[tuple[int, bool, int, int], ...]]
 
 
-def _coordinates(spec: Spec) -> _Coordinates:
+def _plan(spec: Spec) -> _Plan:
     shapes = spec.network.parameter_shapes()
-    zero: list[tuple[str, tuple[int, ...]]] = []
+    by_layer: dict[int, list[tuple[int, bool, int, int]]] = {}
+    slot = 0
+
+    def place(block: str, indices: Sequence[tuple[int, ...]]) -> range:
+        nonlocal slot
+        first = slot
+        layer_entries = by_layer.setdefault(int(block[1:]), [])
+        is_bias = block[0] == "b"
+        for index in indices:
+            layer_entries.append((slot, is_bias, index[0], 0 if is_bias else index[1]))
+            slot += 1
+        return range(first, slot)
+
     for target in spec.query.zero:
-        indices = [target.index] if target.index is not None else entries(shapes[target.block])
-        zero.extend((target.block, index) for index in indices)
-    groups = []
-    for target in spec.query.nonzero:
-        indices = [target.index] if target.index is not None else entries(shapes[target.block])
-        groups.append(tuple((target.block, index) for index in indices))
-    return _Coordinates(tuple(zero), tuple(groups))
+        place(target.block, [target.index] if target.index is not None
+              else entries(shapes[target.block]))
+    zero = slot
+    groups = tuple(place(target.block, [target.index] if target.index is not None
+                         else entries(shapes[target.block]))
+                   for target in spec.query.nonzero)
+    return _Plan(slot, zero, groups,
+                 {layer: tuple(items) for layer, items in by_layer.items()})
 
 
 class _Sampler:
@@ -210,9 +234,12 @@ def solve_linear(rows: list[list[Fraction]], rhs: list[Fraction], columns: int
     return particular, basis
 
 
+_INT_TYPE = {int}
+
+
 def _nullspace(rows: list[list[Any]], columns: int) -> list[list[Any]]:
     """A basis of {v : rows . v = 0} over Q (integral vectors when every entry is an int)."""
-    if all(type(value) is int for row in rows for value in row):
+    if set(map(type, chain.from_iterable(rows))) <= _INT_TYPE:
         return _integer_nullspace(rows, columns)
     solved = solve_linear([[Fraction(value) for value in row] for row in rows],
                           [Fraction(0)] * len(rows), columns)
@@ -294,47 +321,38 @@ def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pas
     return _Pass(inputs, tuple(pre), tuple(post))
 
 
-def _by_layer(wanted: frozenset[Coordinate]) -> dict[int, list[tuple[Coordinate, bool]]]:
-    """Wanted coordinates grouped by layer, each flagged True for a bias entry."""
-    grouped: dict[int, list[tuple[Coordinate, bool]]] = {}
-    for name, position in sorted(wanted):
-        grouped.setdefault(int(name[1:]), []).append(((name, position), name[0] == "b"))
-    return grouped
-
-
-def _features(spec: Spec, params: Parameters, forward: _Pass, output: int,
-              wanted: dict[int, list[tuple[Coordinate, bool]]]) -> dict[Coordinate, Any]:
-    """The wanted gradient entries of sample ``forward`` for a unit residual on ``output``.
+def _features(spec: Spec, params: Parameters, forward: _Pass, output: int, plan: _Plan
+              ) -> list[Any]:
+    """The queried gradient entries of sample ``forward`` for a unit residual on ``output``,
+    in the plan's slots.
 
     This is backpropagation of delta = e_output * act'(z_L) (the MSE gradient with
     loss factor 1, positive factors dropped), entry by entry.
     """
     network, conventions = spec.network, spec.conventions
     layers = network.layers
-    depth = network.depth
     last = layers[-1]
-    delta: list[Any] = [
-        integral_as_int(activation_derivative(last, forward.pre[-1][k], forward.post[-1][k],
-                                     conventions)) if k == output else 0
-        for k in range(network.outputs)]
-    result: dict[Coordinate, Any] = {}
-    for index in range(depth, 0, -1):
+    delta: list[Any] = [0] * network.outputs
+    delta[output] = integral_as_int(activation_derivative(
+        last, forward.pre[-1][output], forward.post[-1][output], conventions))
+    result: list[Any] = [0] * plan.slots
+    by_layer = plan.by_layer
+    for index in range(network.depth, 0, -1):
         below = forward.inputs if index == 1 else forward.post[index - 2]
-        for coordinate, is_bias in wanted.get(index, ()):
-            position = coordinate[1]
-            result[coordinate] = (delta[position[0]] if is_bias
-                                  else delta[position[0]] * below[position[1]])
+        for slot, is_bias, row, column in by_layer.get(index, ()):
+            result[slot] = delta[row] if is_bias else delta[row] * below[column]
         if index == 1:
             break
         weight = params.weights[index - 1]
         layer = layers[index - 2]
+        pre, post = forward.pre[index - 2], forward.post[index - 2]
         below_delta = []
         for i in range(layer.units):
             total = 0
             for j, d in enumerate(delta):
                 total = total + weight[j][i] * d
             below_delta.append(total * integral_as_int(activation_derivative(
-                layer, forward.pre[index - 2][i], forward.post[index - 2][i], conventions)))
+                layer, pre[i], post[i], conventions)))
         delta = below_delta
     return result
 
@@ -381,8 +399,7 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
         return None
     network = spec.network
     outputs = network.outputs
-    coords = _coordinates(spec)
-    wanted = _by_layer(frozenset(coords.zero).union(*coords.nonzero))
+    plan = _plan(spec)
     sampler = _Sampler(spec, samples, seed)
     columns: list[tuple[int, int]] = [(m, k) for m in range(samples) for k in range(outputs)]
     for attempt in range(attempts):
@@ -407,24 +424,23 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
                 break
             inputs = sampler.inputs(magnitude, avoid)
         runs = [forward(row) for row in inputs]
-        features = [_features(spec, plain, runs[m], k, wanted) for m, k in columns]
-        zero_rows = [[features[c][coordinate] for c in range(len(columns))]
-                     for coordinate in coords.zero]
-        basis = _nullspace(zero_rows, len(columns))
+        features = [_features(spec, plain, runs[m], k, plan) for m, k in columns]
+        rows = list(zip(*features))  # one row per slot, one entry per column
+        count = len(columns)
+        basis = _nullspace(rows[:plan.zero], count)
         if not basis:
             continue
         # With a one-dimensional null space every residual is a multiple of one vector.
         for trial in range(1 if len(basis) == 1 else 6):
-            weights = [1 if trial == 0 and len(basis) == 1 else
-                       sampler.randint(-3, 3) for _ in basis]
-            residual = _integral([sum(w * vector[c] for w, vector in zip(weights, basis,
-                                                                         strict=True))
-                                  for c in range(len(columns))])
-            if not all(
-                any(sum(features[c][coordinate] * residual[c] for c in range(len(columns)))
-                    != 0 for coordinate in group)
-                for group in coords.nonzero
-            ):
+            if trial == 0 and len(basis) == 1:
+                residual = _integral(basis[0])
+            else:
+                weights = [sampler.randint(-3, 3) for _ in basis]
+                residual = _integral([sum(w * vector[c] for w, vector in zip(weights, basis,
+                                                                             strict=True))
+                                      for c in range(count)])
+            if not all(any(sum(map(mul, rows[slot], residual)) != 0 for slot in group)
+                       for group in plan.groups):
                 continue
             targets = tuple([
                 as_fractions([runs[m].post[-1][k] - residual[m * outputs + k]

@@ -86,8 +86,8 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
         failures.append(f"the witness has {samples} samples; the spec asks for "
                         f"{spec.samples.min}..{spec.samples.max}")
     all_values = _all_values(witness)
-    enclosed = ([] if set(map(type, all_values)) <= _RATIONAL_TYPES
-                else enclosed_coordinates(witness))
+    rational = set(map(type, all_values)) <= _RATIONAL_TYPES
+    enclosed = [] if rational else enclosed_coordinates(witness)
     certified = False
     values: Any = witness
     try:
@@ -104,7 +104,7 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
             values, evaluation = box_evaluation(spec, point, enclosed, box)
         else:
             if smooth is None:
-                smooth = LatticeFunctions(lattice_base(all_values))
+                smooth = LatticeFunctions(None if rational else lattice_base(all_values))
             evaluation = evaluate(network, spec.loss, spec.conventions, witness.parameters,
                                   witness.inputs, witness.targets, smooth)
     except NumberError as error:
