@@ -213,23 +213,23 @@ class _Engine:
         return max(0.05, min(cap, remaining * share))
 
     def solve_at(self, samples: int) -> _Outcome:
-        spec = self.spec.with_samples(samples)
         if self.options.lemmas:
-            proof = structural_proof(spec, samples)
+            # The lemmas read the network, query and conventions, not the spec's M.
+            proof = structural_proof(self.spec, samples)
             if proof is not None:
                 if self.reporting:
                     self.progress(f"M={samples}: unsat by the {proof.lemma}")
-                return self.by_lemma(spec, samples, proof)
-        return self.decide(spec, samples)
+                return self.by_lemma(samples, proof)
+        return self.decide(self.spec.with_samples(samples), samples)
 
-    def by_lemma(self, spec: Spec, samples: int, proof: Proof) -> _Outcome:
+    def by_lemma(self, samples: int, proof: Proof) -> _Outcome:
         """Unsat by a lemma; with --cross-check, confirmed by the solvers as well."""
         outcome = _Outcome(Verdict.UNSAT, proof.lemma, "smtgrad structural lemma",
                            reason=proof.argument, all_samples=proof.all_samples)
         if not self.options.cross_check:
             return outcome
         self.progress(f"M={samples}: cross-checking the {proof.lemma} with the solvers")
-        check = self.decide(spec, samples)
+        check = self.decide(self.spec.with_samples(samples), samples)
         if check.verdict is Verdict.SAT:
             raise LemmaContradicted(proof.lemma, check.method)
         if check.verdict is Verdict.UNKNOWN:

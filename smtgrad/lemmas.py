@@ -168,7 +168,10 @@ def _every_m(spec: Spec, blocks: _Blocks, required: frozenset[Coordinate],
 
 
 def structural_proof(spec: Spec, samples: int) -> Proof | None:
-    """An unsat proof for ``spec`` at M = ``samples`` by one of the lemmas, or None."""
+    """An unsat proof for ``spec`` at M = ``samples`` by one of the lemmas, or None.
+
+    Only the network, query and conventions of ``spec`` are read (not its sample range).
+    """
     if not spec.query.nonzero:
         return None
     shape = _query_shape(spec)

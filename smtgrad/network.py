@@ -179,24 +179,23 @@ def activation_derivative(layer: Layer, u: Scalar, a: Scalar, conventions: Conve
     Constant slopes are plain ints (exact; an int times a Fraction is a Fraction).
     """
     act = layer.activation
-    at_kink_one = conventions.relu_grad_at_zero == 1
     if act is Activation.LINEAR:
         return 1
     if act is Activation.RELU:
         if u == 0:
-            return 1 if at_kink_one else 0
+            return 1 if conventions.relu_grad_at_zero == 1 else 0
         return 1 if u > 0 else 0
     if act is Activation.LEAKY_RELU:
         if u == 0:
-            return 1 if at_kink_one else layer.slope
+            return 1 if conventions.relu_grad_at_zero == 1 else layer.slope
         return 1 if u > 0 else layer.slope
     if act is Activation.ABS:
         if u == 0:
-            return 1 if at_kink_one else 0
+            return 1 if conventions.relu_grad_at_zero == 1 else 0
         return 1 if u > 0 else -1
     if act is Activation.HARDTANH:
         if u in (1, -1):
-            return 1 if at_kink_one else 0
+            return 1 if conventions.relu_grad_at_zero == 1 else 0
         return 1 if -1 < u < 1 else 0
     if act is Activation.SIGMOID:
         return a * (1 - a)

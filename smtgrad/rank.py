@@ -32,7 +32,7 @@ from smtgrad.network import (
     affine,
     kink_points,
 )
-from smtgrad.numbers import as_fractions, integral_as_int, ints_where_integral
+from smtgrad.numbers import as_fractions, integral_as_int
 from smtgrad.spec import LossKind, Network, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
@@ -168,12 +168,22 @@ class _Sampler:
         seen: set[tuple[Number, ...]] = set()
         spread = max(magnitude, self.samples)
         free = "X" not in spec.fixed
+        # The common case (free inputs, integers) draws randint(-spread, spread) inline.
+        span = 2 * spread + 1
+        bits = span.bit_length()
+        draw = self._bits
         for m in range(self.samples):
             row: tuple[Number, ...] = ()
             for tries in range(60):
                 denominator = 1 if tries < 5 else self.choice((3, 5, 7))
-                if free and denominator == 1:  # the common case, inlined
-                    row = tuple([self.randint(-spread, spread) for _ in range(width)])
+                if free and denominator == 1:
+                    values = []
+                    for _ in range(width):
+                        drawn = draw(bits)
+                        while drawn >= span:
+                            drawn = draw(bits)
+                        values.append(drawn - spread)
+                    row = tuple(values)
                 else:
                     row = tuple([self._input((m, i), spread, denominator)
                                  for i in range(width)])
@@ -310,8 +320,7 @@ class _Pass:
 
 def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pass:
     pre, post = [], []
-    current = ints_where_integral(row)
-    inputs = current
+    current = inputs = row  # the sampler's rows hold ints where integral
     for layer, weight, bias in zip(network.layers, params.weights, params.biases,
                                    strict=True):
         u = affine(weight, bias, current)
