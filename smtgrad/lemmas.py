@@ -32,6 +32,7 @@ the set of candidates, so they never invalidate these proofs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 
 from smtgrad.spec import (
     Activation,
@@ -83,10 +84,11 @@ class _Blocks:
         self._coordinates: dict[str, frozenset[Coordinate]] = {}
 
     def coordinates(self, block: str) -> frozenset[Coordinate]:
-        if block not in self._coordinates:
-            self._coordinates[block] = frozenset((block, index)
-                                                 for index in entries(self.shapes[block]))
-        return self._coordinates[block]
+        found = self._coordinates.get(block)
+        if found is None:
+            found = self._coordinates[block] = frozenset(
+                zip(repeat(block), entries(self.shapes[block])))
+        return found
 
     def of(self, target: Target) -> frozenset[Coordinate]:
         if target.index is not None:

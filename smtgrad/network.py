@@ -293,7 +293,9 @@ def evaluate(
         for index, layer in enumerate(network.layers):
             u = affine(weights[index], biases[index], current)
             pre[index].append(u)
-            if layer.activation is Activation.SOFTMAX:
+            if layer.activation is Activation.LINEAR:
+                current = u
+            elif layer.activation is Activation.SOFTMAX:
                 current = smooth.softmax(u)
             else:
                 current = tuple([activation_value(layer, value, smooth) for value in u])
@@ -307,6 +309,7 @@ def evaluate(
     predictions = tuple(post[-1])
     factor = _normaliser(loss, samples, outputs)
     output_layer = network.layers[-1]
+    linear_output = output_layer.activation is Activation.LINEAR
     target_rows: list[Vector] = []
     for target in targets:
         if loss.kind is LossKind.CROSS_ENTROPY:
@@ -328,7 +331,7 @@ def evaluate(
         if loss.kind is LossKind.MSE:
             for r in residual:
                 total = total + r * r
-            delta = tuple([
+            delta = tuple([2 * r for r in residual]) if linear_output else tuple([
                 2 * r * activation_derivative(output_layer, z, p, conventions)
                 for r, z, p in zip(residual, pre[-1][m], prediction, strict=True)
             ])
@@ -366,6 +369,7 @@ def evaluate(
             break
         weight = weights[index]
         below = network.layers[index - 1]
+        linear_below = below.activation is Activation.LINEAR
         below_deltas: list[Vector] = []
         for m, delta in enumerate(deltas):
             back = []
@@ -373,7 +377,7 @@ def evaluate(
                 total = 0
                 for j in range(units):
                     total = total + weight[j][i] * delta[j]
-                back.append(total * activation_derivative(
+                back.append(total if linear_below else total * activation_derivative(
                     below, pre[index - 1][m][i], post[index - 1][m][i], conventions))
             below_deltas.append(tuple(back))
         deltas = below_deltas

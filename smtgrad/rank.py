@@ -33,7 +33,7 @@ from smtgrad.network import (
     kink_points,
 )
 from smtgrad.numbers import as_fractions, integral_as_int
-from smtgrad.spec import LossKind, Network, Spec, TargetKind, entries
+from smtgrad.spec import Activation, LossKind, Network, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
 
@@ -324,7 +324,8 @@ def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pas
     for layer, weight, bias in zip(network.layers, params.weights, params.biases,
                                    strict=True):
         u = affine(weight, bias, current)
-        current = tuple([activation_value(layer, value, RATIONAL) for value in u])
+        current = u if layer.activation is Activation.LINEAR else tuple(
+            [activation_value(layer, value, RATIONAL) for value in u])
         pre.append(u)
         post.append(current)
     return _Pass(inputs, tuple(pre), tuple(post))
@@ -342,8 +343,9 @@ def _features(spec: Spec, params: Parameters, forward: _Pass, output: int, plan:
     layers = network.layers
     last = layers[-1]
     delta: list[Any] = [0] * network.outputs
-    delta[output] = integral_as_int(activation_derivative(
-        last, forward.pre[-1][output], forward.post[-1][output], conventions))
+    delta[output] = 1 if last.activation is Activation.LINEAR else integral_as_int(
+        activation_derivative(last, forward.pre[-1][output], forward.post[-1][output],
+                              conventions))
     result: list[Any] = [0] * plan.slots
     by_layer = plan.by_layer
     for index in range(network.depth, 0, -1):
@@ -355,13 +357,14 @@ def _features(spec: Spec, params: Parameters, forward: _Pass, output: int, plan:
         weight = params.weights[index - 1]
         layer = layers[index - 2]
         pre, post = forward.pre[index - 2], forward.post[index - 2]
+        linear = layer.activation is Activation.LINEAR
         below_delta = []
         for i in range(layer.units):
             total = 0
             for j, d in enumerate(delta):
                 total = total + weight[j][i] * d
-            below_delta.append(total * integral_as_int(activation_derivative(
-                layer, pre[i], post[i], conventions)))
+            below_delta.append(total if linear else total * integral_as_int(
+                activation_derivative(layer, pre[i], post[i], conventions)))
         delta = below_delta
     return result
 
@@ -385,8 +388,8 @@ def _straddles(spec: Spec, params: Parameters, inputs: Sequence[tuple[Number, ..
             u = bias
             for w, x in zip(weights, row, strict=True):
                 u = u + w * x
-            slope = activation_derivative(layer, u, activation_value(layer, u, RATIONAL),
-                                          spec.conventions)
+            # A piecewise-linear derivative reads only u (the activation's value is unused).
+            slope = activation_derivative(layer, u, u, spec.conventions)
             groups[slope] = groups.get(slope, 0) + 1
         steepest = max(groups, key=abs)
         if len(groups) >= 2 and groups[steepest] >= 2:
@@ -434,7 +437,7 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
             inputs = sampler.inputs(magnitude, avoid)
         runs = [forward(row) for row in inputs]
         features = [_features(spec, plain, runs[m], k, plan) for m, k in columns]
-        rows = list(zip(*features))  # one row per slot, one entry per column
+        rows = list(zip(*features, strict=True))  # a row per slot, an entry per column
         count = len(columns)
         basis = _nullspace(rows[:plan.zero], count)
         if not basis:
