@@ -100,22 +100,28 @@ class Evaluation:
     @property
     def pre_activations(self) -> tuple[tuple[Vector, ...], ...]:
         """[layer][sample][unit]"""
-        return self._converted("pre_activations", self.computed_pre_activations, 2)
+        converted: tuple[tuple[Vector, ...], ...] = self._converted(
+            "pre_activations", self.computed_pre_activations, 2)
+        return converted
 
     @property
     def activations(self) -> tuple[tuple[Vector, ...], ...]:
         """[layer][sample][unit]"""
-        return self._converted("activations", self.computed_activations, 2)
+        converted: tuple[tuple[Vector, ...], ...] = self._converted(
+            "activations", self.computed_activations, 2)
+        return converted
 
     @property
     def predictions(self) -> tuple[Vector, ...]:
         """[sample][output]: the last layer's activations."""
-        return self.activations[-1]
+        predictions: tuple[Vector, ...] = self.activations[-1]
+        return predictions
 
     @property
     def residuals(self) -> tuple[Vector, ...]:
         """yhat - y (one-hot y for class targets), [sample][output]."""
-        return self._converted("residuals", self.computed_residuals, 1)
+        converted: tuple[Vector, ...] = self._converted("residuals", self.computed_residuals, 1)
+        return converted
 
     def _converted(self, name: str, computed: Any, depth: int) -> Any:
         cache = self.__dict__.setdefault("_as_fractions", {})

@@ -247,7 +247,7 @@ def solve_linear(rows: list[list[Fraction]], rhs: list[Fraction], columns: int
 _INT_TYPE = {int}
 
 
-def _nullspace(rows: list[list[Any]], columns: int) -> list[list[Any]]:
+def _nullspace(rows: Sequence[Sequence[Any]], columns: int) -> list[list[Any]]:
     """A basis of {v : rows . v = 0} over Q (integral vectors when every entry is an int)."""
     if set(map(type, chain.from_iterable(rows))) <= _INT_TYPE:
         return _integer_nullspace(rows, columns)
@@ -257,7 +257,7 @@ def _nullspace(rows: list[list[Any]], columns: int) -> list[list[Any]]:
     return solved[1]
 
 
-def _integer_nullspace(rows: list[list[int]], columns: int) -> list[list[int]]:
+def _integer_nullspace(rows: Sequence[Sequence[int]], columns: int) -> list[list[int]]:
     """Fraction-free Gauss-Jordan elimination: the same null space as :func:`solve_linear`,
     computed with Python ints (several times faster than Fractions on small systems)."""
     matrix = [list(row) for row in rows]
