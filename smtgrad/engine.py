@@ -17,7 +17,6 @@ the verifier rejects raises :class:`WitnessRejected` (a bug, exit 4).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,6 +176,8 @@ class _Engine:
         self.start = time.perf_counter()
         self.deadline = None if options.timeout is None else self.start + options.timeout
         self._backend: Backend | None = None
+        #: D of the sample-reduction lemma for the spec (every M shares it), or None.
+        self.bound = reduction_bound(spec) if options.reduction else None
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -188,11 +189,6 @@ class _Engine:
     def expired(self) -> bool:
         remaining = self.remaining()
         return remaining is not None and remaining <= 0
-
-    @functools.cached_property
-    def bound(self) -> int | None:
-        """D of the sample-reduction lemma for the spec (every M shares it), or None."""
-        return reduction_bound(self.spec) if self.options.reduction else None
 
     @property
     def backend(self) -> Backend:

@@ -80,30 +80,29 @@ class _Blocks:
     """Coordinates of the parameter blocks of a network."""
 
     def __init__(self, network: Network) -> None:
-        self.shapes = network.parameter_shapes()
-        self._coordinates: dict[str, frozenset[Coordinate]] = {}
+        self.shapes = shapes = network.parameter_shapes()
+        self._coordinates = {block: frozenset(zip(repeat(block), entries(shape)))
+                             for block, shape in shapes.items()}
+        # _up_to[l]: every coordinate of layers 1..l.
+        self._up_to: list[frozenset[Coordinate]] = [frozenset()]
+        for layer in range(1, network.depth + 1):
+            self._up_to.append(self._up_to[-1] | self._coordinates[f"W{layer}"]
+                               | self._coordinates[f"b{layer}"])
 
     def coordinates(self, block: str) -> frozenset[Coordinate]:
-        found = self._coordinates.get(block)
-        if found is None:
-            found = self._coordinates[block] = frozenset(
-                zip(repeat(block), entries(self.shapes[block])))
-        return found
+        return self._coordinates[block]
 
     def of(self, target: Target) -> frozenset[Coordinate]:
         if target.index is not None:
             return frozenset({(target.block, target.index)})
-        return self.coordinates(target.block)
+        return self._coordinates[target.block]
 
     def column(self, layer: int, unit: int) -> frozenset[Coordinate]:
         rows = self.shapes[f"W{layer}"][0]
         return frozenset((f"W{layer}", (row, unit)) for row in range(rows))
 
     def layers_up_to(self, layer: int) -> frozenset[Coordinate]:
-        result: set[Coordinate] = set()
-        for index in range(1, layer + 1):
-            result |= self.coordinates(f"W{index}") | self.coordinates(f"b{index}")
-        return frozenset(result)
+        return self._up_to[layer]
 
 
 def _layer_of(target: Target) -> int:

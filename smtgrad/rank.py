@@ -136,19 +136,37 @@ class _Sampler:
             if value != 0 or not nonzero:
                 return value
 
+    def integers(self, count: int, magnitude: int, nonzero: bool) -> list[int]:
+        """``count`` draws of :meth:`number` without halves: the same draws, written out
+        (this is the hot path of every rank search)."""
+        span = 2 * magnitude + 1
+        bits = span.bit_length()
+        draw = self._bits
+        values = []
+        for _ in range(count):
+            drawn = draw(bits)
+            while drawn >= span or (nonzero and drawn == magnitude):  # out of range, or 0
+                drawn = draw(bits)
+            values.append(drawn - magnitude)
+        return values
+
     def parameters(self, magnitude: int, halves: bool) -> Parameters:
         weights, biases = [], []
+        fixed = self.spec.fixed
         for name, shape in self.shapes.items():
-            nonzero = name.startswith("W")
-            if len(shape) == 2:
-                block: Any = tuple(
-                    tuple(self._value(name, (j, i), magnitude, nonzero, halves)
-                          for i in range(shape[1]))
-                    for j in range(shape[0]))
-                weights.append(block)
+            nonzero = name[0] == "W"
+            if halves or name in fixed:
+                values = [self._value(name, index, magnitude, nonzero, halves)
+                          for index in entries(shape)]
             else:
-                biases.append(tuple(self._value(name, (j,), magnitude, False, halves)
-                                    for j in range(shape[0])))
+                values = self.integers(shape[0] * (shape[1] if nonzero else 1), magnitude,
+                                       nonzero)
+            if nonzero:
+                columns = shape[1]
+                weights.append(tuple([tuple(values[j * columns:(j + 1) * columns])
+                                      for j in range(shape[0])]))
+            else:
+                biases.append(tuple(values))
         return Parameters(tuple(weights), tuple(biases))
 
     def _value(self, name: str, index: tuple[int, ...], magnitude: int,
@@ -168,22 +186,12 @@ class _Sampler:
         seen: set[tuple[Number, ...]] = set()
         spread = max(magnitude, self.samples)
         free = "X" not in spec.fixed
-        # The common case (free inputs, integers) draws randint(-spread, spread) inline.
-        span = 2 * spread + 1
-        bits = span.bit_length()
-        draw = self._bits
         for m in range(self.samples):
             row: tuple[Number, ...] = ()
             for tries in range(60):
                 denominator = 1 if tries < 5 else self.choice((3, 5, 7))
-                if free and denominator == 1:
-                    values = []
-                    for _ in range(width):
-                        drawn = draw(bits)
-                        while drawn >= span:
-                            drawn = draw(bits)
-                        values.append(drawn - spread)
-                    row = tuple(values)
+                if free and denominator == 1:  # the common case
+                    row = tuple(self.integers(width, spread, nonzero=False))
                 else:
                     row = tuple([self._input((m, i), spread, denominator)
                                  for i in range(width)])

@@ -140,8 +140,9 @@ def _requirements(spec: Spec, witness: Any, evaluation: Evaluation,
             if actual != wanted:
                 failures.append(f"fixed {_label(name, index)} = {wanted}, witness has {actual}")
 
-    # Target kinds.
-    for m, row in enumerate(witness.targets):
+    # Target kinds (real and class targets need no check here).
+    label_kinds = (TargetKind.BINARY, TargetKind.UNIT_INTERVAL)
+    for m, row in enumerate(witness.targets if spec.targets in label_kinds else ()):
         values = row if isinstance(row, tuple) else (row,)
         for k, y in enumerate(values):
             if spec.targets is TargetKind.BINARY and y not in (0, 1):
