@@ -155,6 +155,7 @@ class _Sampler:
         fixed = self.spec.fixed
         for name, shape in self.shapes.items():
             nonzero = name[0] == "W"
+            values: Sequence[Number]
             if halves or name in fixed:
                 values = [self._value(name, index, magnitude, nonzero, halves)
                           for index in entries(shape)]
