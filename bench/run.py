@@ -388,7 +388,7 @@ def _solved(record: dict[str, Any] | None) -> bool:
 #: each (fresh processes, the tools alternating) and the medians are reported: single runs
 #: of a few milliseconds vary by about +-30 % on a shared machine, for both tools.
 REPEAT_BELOW = 1.0
-REPEATS = 5
+REPEATS = 9
 
 
 def repeat_if_fast(workload: Workload, ours: dict[str, Any], base: dict[str, Any] | None,
