@@ -224,11 +224,20 @@ def kink_points(layer: Layer) -> tuple[int, ...]:
 
 
 def affine(weight: Matrix, bias: Vector, x: Vector) -> Vector:
-    """W x + b."""
+    """W x + b; a ValueError if the shapes disagree.
+
+    The lengths are compared explicitly: ``zip(..., strict=True)`` parses its
+    keyword at every call, which costs more than the arithmetic on small layers.
+    """
+    width = len(x)
+    if len(weight) != len(bias):
+        raise ValueError(f"{len(weight)} weight rows but {len(bias)} biases")
     result = []
-    for row, b in zip(weight, bias, strict=True):
+    for row, b in zip(weight, bias):  # noqa: B905 (lengths compared above)
+        if len(row) != width:
+            raise ValueError(f"a weight row of {len(row)} entries for {width} inputs")
         total = b
-        for w, xi in zip(row, x, strict=True):
+        for w, xi in zip(row, x):  # noqa: B905 (lengths compared above)
             total = total + w * xi
         result.append(total)
     return tuple(result)

@@ -348,6 +348,24 @@ def test_sample_count_is_checked(seed_spec: Callable[..., Any]) -> None:
     assert any("3 samples" in failure for failure in result.failures), result.failures
 
 
+@pytest.mark.parametrize("reshape", ["extra weight column", "missing weight row"])
+def test_misshapen_witness_is_rejected(reshape: str) -> None:
+    """A witness built through the API with a block of the wrong shape is rejected, not
+    evaluated on a truncated block (the exact pass compares lengths, it does not zip
+    silently)."""
+    spec = load_spec(SPECS / "relu_mse.yaml")
+    weights = HAND.parameters.weights
+    if reshape == "extra weight column":
+        bad = ((weights[0][0] + (F(5),),), weights[1])
+    else:
+        bad = ((), weights[1])
+    witness = dataclasses.replace(
+        HAND, parameters=dataclasses.replace(HAND.parameters, weights=bad))
+    result = verify(spec, witness)
+    assert not result.accepted
+    assert any("cannot evaluate" in failure for failure in result.failures), result.failures
+
+
 def test_unit_interval_targets(seed_spec: Callable[..., Any]) -> None:
     spec = seed_spec("targets: unit_interval\n")
     result = verify(spec, HAND)
