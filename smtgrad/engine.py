@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from smtgrad.backends import (
@@ -147,8 +148,10 @@ def reduction_bound(spec: Spec) -> int | None:
     shapes = spec.network.parameter_shapes()
     coordinates: set[tuple[str, tuple[int, ...]]] = set()
     for target in (*spec.query.zero, *spec.query.nonzero):
-        indices = [target.index] if target.index is not None else entries(shapes[target.block])
-        coordinates.update((target.block, index) for index in indices)
+        if target.index is not None:
+            coordinates.add((target.block, target.index))
+        else:
+            coordinates.update(zip(repeat(target.block), entries(shapes[target.block])))
     return len(coordinates)
 
 

@@ -82,6 +82,22 @@ def ints_where_integral(row: Iterable[Any]) -> tuple[Any, ...]:
                   for v in row])
 
 
+class _FractionOf(dict[int | Fraction, Fraction]):
+    """int -> Fraction, from :data:`SMALL_FRACTIONS` or made on demand; a Fraction -> itself."""
+
+    def __missing__(self, value: Any) -> Any:
+        return Fraction(value) if type(value) is int else value
+
+
+_FRACTION_OF = _FractionOf(SMALL_FRACTIONS.items())
+
+
+def rational_fractions(row: Iterable[int | Fraction]) -> tuple[Fraction, ...]:
+    """:func:`as_fractions` for rows of ints and Fractions only (no other number types:
+    values are looked up by hash), converted in C when the ints are small."""
+    return tuple(map(_FRACTION_OF.__getitem__, row))
+
+
 def as_fractions(row: Iterable[Any]) -> tuple[Any, ...]:
     """A row with every int as a Fraction; anything else (Fractions, other exact number
     types) unchanged."""

@@ -32,7 +32,7 @@ from smtgrad.network import (
     affine,
     kink_points,
 )
-from smtgrad.numbers import as_fractions, integral_as_int
+from smtgrad.numbers import integral_as_int, rational_fractions
 from smtgrad.spec import Activation, LossKind, Network, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
@@ -187,12 +187,23 @@ class _Sampler:
         seen: set[tuple[Number, ...]] = set()
         spread = max(magnitude, self.samples)
         free = "X" not in spec.fixed
+        span = 2 * spread + 1
+        bits = span.bit_length()
+        draw = self._bits
         for m in range(self.samples):
             row: tuple[Number, ...] = ()
             for tries in range(60):
                 denominator = 1 if tries < 5 else self.choice((3, 5, 7))
-                if free and denominator == 1:  # the common case
-                    row = tuple(self.integers(width, spread, nonzero=False))
+                if free and denominator == 1:
+                    # The common case: integers(width, spread, nonzero=False), written out
+                    # because it runs for every row of every draw.
+                    values = []
+                    for _ in range(width):
+                        drawn = draw(bits)
+                        while drawn >= span:
+                            drawn = draw(bits)
+                        values.append(drawn - spread)
+                    row = tuple(values)
                 else:
                     row = tuple([self._input((m, i), spread, denominator)
                                  for i in range(width)])
@@ -273,8 +284,10 @@ def _integer_nullspace(rows: Sequence[Sequence[int]], columns: int) -> list[list
     pivots: list[int] = []
     rank = 0
     for column in range(columns):
-        pivot = next((r for r in range(rank, len(matrix)) if matrix[r][column] != 0), None)
-        if pivot is None:
+        for pivot in range(rank, len(matrix)):
+            if matrix[pivot][column] != 0:
+                break
+        else:
             continue
         matrix[rank], matrix[pivot] = matrix[pivot], matrix[rank]
         lead_row = matrix[rank]
@@ -308,8 +321,9 @@ def _integral(vector: list[Any]) -> list[Any]:
 def _exact_parameters(params: Parameters) -> Parameters:
     """Parameters with every value a Fraction (as witnesses hold them)."""
     return Parameters(
-        weights=tuple([tuple([as_fractions(row) for row in block]) for block in params.weights]),
-        biases=tuple([as_fractions(block) for block in params.biases]),
+        weights=tuple([tuple([rational_fractions(row) for row in block])
+                       for block in params.weights]),
+        biases=tuple([rational_fractions(block) for block in params.biases]),
     )
 
 
@@ -464,11 +478,11 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
                        for group in plan.groups):
                 continue
             targets = tuple([
-                as_fractions([runs[m].post[-1][k] - residual[m * outputs + k]
-                              for k in range(outputs)])
+                rational_fractions([runs[m].post[-1][k] - residual[m * outputs + k]
+                                    for k in range(outputs)])
                 for m in range(samples)])
             witness = Witness(parameters=_exact_parameters(plain),
-                              inputs=tuple([as_fractions(row) for row in inputs]),
+                              inputs=tuple([rational_fractions(row) for row in inputs]),
                               targets=targets)
             if accept is None or accept(witness):
                 return witness

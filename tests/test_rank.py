@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import random
+import time
 from fractions import Fraction
+from itertools import chain
 
-from smtgrad.rank import _integer_nullspace, _nullspace, solve_linear
+from smtgrad.numbers import rational_fractions
+from smtgrad.rank import _integer_nullspace, _nullspace, search, solve_linear
+from smtgrad.spec import parse_spec
 
 
 def _rank(vectors: list[list[int]], columns: int) -> int:
@@ -56,3 +60,24 @@ def test_sampler_draws_are_randoms_draws(seed_spec_text: str) -> None:
             assert sampler.randint(low, high) == reference.randint(low, high)
         assert sampler.choice((3, 5, 7)) == reference.choice((3, 5, 7))
         assert sampler.choice((1, 1, 1, 2)) == reference.choice((1, 1, 1, 2))
+
+
+def test_rational_fractions_gives_fractions_of_equal_value() -> None:
+    row = [0, 1, -64, 64, 65, -10**30, Fraction(1, 2), Fraction(-7, 3)]
+    converted = rational_fractions(row)
+    assert converted == tuple(Fraction(value) for value in row)
+    assert all(type(value) is Fraction for value in converted)
+
+
+def test_rank_witness_values_are_fractions(seed_spec_text: str) -> None:
+    """The witness a rank search hands over holds Fractions only (ints are for its own
+    arithmetic)."""
+    spec = parse_spec(seed_spec_text, "seed.yaml")
+    for seed in range(5):
+        witness = search(spec, 3, time.perf_counter() + 10, seed=seed)
+        assert witness is not None
+        parameters = witness.parameters
+        values = [*chain.from_iterable(chain.from_iterable(parameters.weights)),
+                  *chain.from_iterable(parameters.biases),
+                  *chain.from_iterable(witness.inputs), *chain.from_iterable(witness.targets)]
+        assert values and all(type(value) is Fraction for value in values), values
