@@ -371,7 +371,7 @@ def zero_coordinates(spec: Spec) -> list[Coordinate]:
     shapes = spec.network.parameter_shapes()
     result: list[Coordinate] = []
     for target in spec.query.zero:
-        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        indices = target.indices(shapes)
         for index in indices:
             if (target.block, index) not in result:
                 result.append((target.block, index))
@@ -581,7 +581,7 @@ def _margins_ok(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
                     return False
     shapes = spec.network.parameter_shapes()
     for target in spec.query.nonzero:
-        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        indices = target.indices(shapes)
         magnitudes = []
         for index in indices:
             entry = entry_at(evaluation.gradients[target.block], index)

@@ -68,7 +68,6 @@ from smtgrad.spec import (
     Reduction,
     Spec,
     TargetKind,
-    entries,
     normalize_ref,
 )
 
@@ -605,13 +604,11 @@ class _Builder:
             return result
 
         for target in self.spec.query.zero:
-            indices = [target.index] if target.index is not None else entries(shapes[
-                target.block])
+            indices = target.indices(shapes)
             for index in indices:
                 self.assertions.append(Equals(entry(target.block, index), Real(0)))
         for target in self.spec.query.nonzero:
-            indices = [target.index] if target.index is not None else entries(shapes[
-                target.block])
+            indices = target.indices(shapes)
             self.assertions.append(Or([Not(Equals(entry(target.block, index), Real(0)))
                                        for index in indices]))
 

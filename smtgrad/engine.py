@@ -37,7 +37,7 @@ from smtgrad.lemmas import Proof, structural_proof
 from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
 from smtgrad.network import Evaluation, Parameters
 from smtgrad.rank import search
-from smtgrad.spec import Activation, LossKind, SampleRange, Spec, TargetKind, Verdict, entries
+from smtgrad.spec import Activation, LossKind, SampleRange, Spec, TargetKind, Verdict
 from smtgrad.verify import Verification, verify
 from smtgrad.witness import Witness
 
@@ -148,10 +148,7 @@ def reduction_bound(spec: Spec) -> int | None:
     shapes = spec.network.parameter_shapes()
     coordinates: set[tuple[str, tuple[int, ...]]] = set()
     for target in (*spec.query.zero, *spec.query.nonzero):
-        if target.index is not None:
-            coordinates.add((target.block, target.index))
-        else:
-            coordinates.update(zip(repeat(target.block), entries(shapes[target.block])))
+        coordinates.update(zip(repeat(target.block), target.indices(shapes)))
     return len(coordinates)
 
 

@@ -617,7 +617,7 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
             if abs(got - want) > tolerance(_at(gradient_scale[name], position)):
                 problems.append(f"dL/d{name}{list(position)}: torch {got:.17g}, exact {want:.17g}")
     for target in spec.query.zero:
-        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        indices = target.indices(shapes)
         for position in indices:
             got = _at(float_gradients[target.block], position)
             bound = tolerance(_at(gradient_scale[target.block], position))
@@ -627,7 +627,7 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
     if problems:
         return Replay.DISAGREE, "; ".join(problems[:6])
     for target in spec.query.nonzero:
-        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        indices = target.indices(shapes)
         if not any(abs(_at(float_gradients[target.block], position))
                    > 10 * tolerance(_at(gradient_scale[target.block], position))
                    for position in indices):
@@ -731,8 +731,7 @@ class _PointSearch:
         shapes = network.parameter_shapes()
         coordinates: list[tuple[str, tuple[int, ...]]] = []
         for target in spec.query.zero:
-            indices = [target.index] if target.index is not None else entries(
-                shapes[target.block])
+            indices = target.indices(shapes)
             coordinates += [(target.block, index) for index in indices]
         free = [(m, k) for m in range(samples) for k in range(outputs)
                 if spec.fixed_value("Y", (m, k)) is None]

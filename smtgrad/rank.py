@@ -88,12 +88,9 @@ def _plan(spec: Spec) -> _Plan:
         return range(first, slot)
 
     for target in spec.query.zero:
-        place(target.block, [target.index] if target.index is not None
-              else entries(shapes[target.block]))
+        place(target.block, target.indices(shapes))
     zero = slot
-    groups = tuple(place(target.block, [target.index] if target.index is not None
-                         else entries(shapes[target.block]))
-                   for target in spec.query.nonzero)
+    groups = tuple(place(target.block, target.indices(shapes)) for target in spec.query.nonzero)
     return _Plan(slot, zero, groups,
                  {layer: tuple(items) for layer, items in by_layer.items()})
 

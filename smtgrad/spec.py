@@ -167,6 +167,11 @@ class Target:
             return self.block
         return f"{self.block}[{','.join(map(str, self.index))}]"
 
+    def indices(self, shapes: Mapping[str, tuple[int, ...]]) -> Sequence[tuple[int, ...]]:
+        """The index tuples this target names: its one entry, or every entry of its block
+        (``shapes`` as :meth:`Network.parameter_shapes` gives them)."""
+        return (self.index,) if self.index is not None else entries(shapes[self.block])
+
 
 @dataclass(frozen=True)
 class Query:

@@ -153,13 +153,13 @@ def _requirements(spec: Spec, witness: Any, evaluation: Evaluation,
     # The query.
     gradients = evaluation.gradients
     for target in spec.query.zero if not zero_certified else ():
-        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        indices = target.indices(shapes)
         for index in indices:
             value = entry_at(gradients[target.block], index)
             if value != 0:
                 failures.append(f"dL/d{_label(target.block, index)} = {value}, expected 0")
     for target in spec.query.nonzero:
-        indices = [target.index] if target.index is not None else entries(shapes[target.block])
+        indices = target.indices(shapes)
         if all(entry_at(gradients[target.block], index) == 0 for index in indices):
             failures.append(f"dL/d{target} is zero, expected a nonzero entry")
 
