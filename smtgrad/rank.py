@@ -47,7 +47,6 @@ def applicable(spec: Spec) -> bool:
     )
 
 
-Coordinate = tuple[str, tuple[int, ...]]
 Number = int | Fraction
 
 #: Draws with integer parameters before half-integers are allowed too.
@@ -184,23 +183,12 @@ class _Sampler:
         seen: set[tuple[Number, ...]] = set()
         spread = max(magnitude, self.samples)
         free = "X" not in spec.fixed
-        span = 2 * spread + 1
-        bits = span.bit_length()
-        draw = self._bits
         for m in range(self.samples):
             row: tuple[Number, ...] = ()
             for tries in range(60):
                 denominator = 1 if tries < 5 else self.choice((3, 5, 7))
-                if free and denominator == 1:
-                    # The common case: integers(width, spread, nonzero=False), written out
-                    # because it runs for every row of every draw.
-                    values = []
-                    for _ in range(width):
-                        drawn = draw(bits)
-                        while drawn >= span:
-                            drawn = draw(bits)
-                        values.append(drawn - spread)
-                    row = tuple(values)
+                if free and denominator == 1:  # the common case
+                    row = tuple(self.integers(width, spread, nonzero=False))
                 else:
                     row = tuple([self._input((m, i), spread, denominator)
                                  for i in range(width)])
