@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.numbers import as_fractions, ints_where_integral
+from smtgrad.numbers import SMALL_FRACTIONS, as_fractions, ints_where_integral
 from smtgrad.spec import Activation, Conventions, Layer, Loss, LossKind, Network, Reduction
 
 #: An exact scalar: a Fraction, or an exact number type with the same operators.
@@ -266,13 +266,12 @@ def _scaled(factor: Fraction, values: Sequence[Scalar]) -> tuple[Any, ...]:
     result = []
     for value in values:
         if type(value) is int:
-            result.append(Fraction(numerator * value, denominator) if value else _ZERO)
+            result.append(Fraction(numerator * value, denominator) if value
+                          else SMALL_FRACTIONS[0])
         else:
             result.append(factor * value)
     return tuple(result)
 
-
-_ZERO = Fraction(0)
 
 
 def evaluate(
