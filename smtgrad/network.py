@@ -273,7 +273,6 @@ def _scaled(factor: Fraction, values: Sequence[Scalar]) -> tuple[Any, ...]:
     return tuple(result)
 
 
-
 def evaluate(
     network: Network,
     loss: Loss,
