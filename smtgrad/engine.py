@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from itertools import repeat
+from math import prod
 from typing import TYPE_CHECKING, Any
 
 from smtgrad.backends import (
@@ -146,10 +146,11 @@ def reduction_bound(spec: Spec) -> int | None:
             or "X" in spec.fixed or "Y" in spec.fixed or spec.assume or not spec.query.nonzero):
         return None
     shapes = spec.network.parameter_shapes()
-    coordinates: set[tuple[str, tuple[int, ...]]] = set()
-    for target in (*spec.query.zero, *spec.query.nonzero):
-        coordinates.update(zip(repeat(target.block), target.indices(shapes)))
-    return len(coordinates)
+    targets = (*spec.query.zero, *spec.query.nonzero)
+    whole = {target.block for target in targets if target.index is None}
+    single = {(target.block, target.index) for target in targets
+              if target.index is not None and target.block not in whole}
+    return sum(prod(shapes[block]) for block in whole) + len(single)
 
 
 def _pad(witness: Witness, spec: Spec, samples: int) -> Witness:

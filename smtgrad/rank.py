@@ -174,7 +174,7 @@ class _Sampler:
         value: Number = integral_as_int(fixed)
         return value
 
-    def inputs(self, magnitude: int, avoid: Callable[[tuple[Number, ...]], bool]
+    def inputs(self, magnitude: int, avoid: Callable[[tuple[Number, ...]], bool] | None
                ) -> tuple[tuple[Number, ...], ...]:
         """Distinct input rows; a row on a kink (``avoid``) is redrawn, not the whole batch."""
         spec = self.spec
@@ -183,16 +183,20 @@ class _Sampler:
         seen: set[tuple[Number, ...]] = set()
         spread = max(magnitude, self.samples)
         free = "X" not in spec.fixed
+        # The common case: every row's first try comes from one draw of integers.
+        first = self.integers(width * self.samples, spread, nonzero=False) if free else None
         for m in range(self.samples):
             row: tuple[Number, ...] = ()
             for tries in range(60):
                 denominator = 1 if tries < 5 else self.choice((3, 5, 7))
-                if free and denominator == 1:  # the common case
+                if first is not None and tries == 0:
+                    row = tuple(first[m * width:(m + 1) * width])
+                elif free and denominator == 1:
                     row = tuple(self.integers(width, spread, nonzero=False))
                 else:
                     row = tuple([self._input((m, i), spread, denominator)
                                  for i in range(width)])
-                if row not in seen and not avoid(row):
+                if row not in seen and (avoid is None or not avoid(row)):
                     break
             seen.add(row)
             rows.append(row)
@@ -339,42 +343,47 @@ def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pas
     return _Pass(inputs, tuple(pre), tuple(post))
 
 
-def _features(spec: Spec, params: Parameters, forward: _Pass, output: int, plan: _Plan
-              ) -> list[Any]:
-    """The queried gradient entries of sample ``forward`` for a unit residual on ``output``,
-    in the plan's slots.
+def _features(spec: Spec, params: Parameters, runs: Sequence[_Pass], plan: _Plan
+              ) -> list[list[Any]]:
+    """The queried gradient entries per (sample m, output k) for a unit residual on sample
+    m, output k, in the plan's slots: one column per (m, k), m-major.
 
-    This is backpropagation of delta = e_output * act'(z_L) (the MSE gradient with
-    loss factor 1, positive factors dropped), entry by entry.
+    This is backpropagation of delta = e_k * act'(z_L) (the MSE gradient with loss
+    factor 1, positive factors dropped), entry by entry.
     """
     network, conventions = spec.network, spec.conventions
     layers = network.layers
     last = layers[-1]
-    delta: list[Any] = [0] * network.outputs
-    delta[output] = 1 if last.activation is Activation.LINEAR else integral_as_int(
-        activation_derivative(last, forward.pre[-1][output], forward.post[-1][output],
-                              conventions))
-    result: list[Any] = [0] * plan.slots
+    outputs = network.outputs
+    linear_output = last.activation is Activation.LINEAR
     by_layer = plan.by_layer
-    for index in range(network.depth, 0, -1):
-        below = forward.inputs if index == 1 else forward.post[index - 2]
-        for slot, is_bias, row, column in by_layer.get(index, ()):
-            result[slot] = delta[row] if is_bias else delta[row] * below[column]
-        if index == 1:
-            break
-        weight = params.weights[index - 1]
-        layer = layers[index - 2]
-        pre, post = forward.pre[index - 2], forward.post[index - 2]
-        linear = layer.activation is Activation.LINEAR
-        below_delta = []
-        for i in range(layer.units):
-            total = 0
-            for j, d in enumerate(delta):
-                total = total + weight[j][i] * d
-            below_delta.append(total if linear else total * integral_as_int(
-                activation_derivative(layer, pre[i], post[i], conventions)))
-        delta = below_delta
-    return result
+    columns = []
+    for forward in runs:
+        for output in range(outputs):
+            delta: list[Any] = [0] * outputs
+            delta[output] = 1 if linear_output else integral_as_int(activation_derivative(
+                last, forward.pre[-1][output], forward.post[-1][output], conventions))
+            result: list[Any] = [0] * plan.slots
+            for index in range(network.depth, 0, -1):
+                below = forward.inputs if index == 1 else forward.post[index - 2]
+                for slot, is_bias, row, column in by_layer.get(index, ()):
+                    result[slot] = delta[row] if is_bias else delta[row] * below[column]
+                if index == 1:
+                    break
+                weight = params.weights[index - 1]
+                layer = layers[index - 2]
+                pre, post = forward.pre[index - 2], forward.post[index - 2]
+                linear = layer.activation is Activation.LINEAR
+                below_delta = []
+                for i in range(layer.units):
+                    total = 0
+                    for j, d in enumerate(delta):
+                        total = total + weight[j][i] * d
+                    below_delta.append(total if linear else total * integral_as_int(
+                        activation_derivative(layer, pre[i], post[i], conventions)))
+                delta = below_delta
+            columns.append(result)
+    return columns
 
 
 def _straddles(spec: Spec, params: Parameters, inputs: Sequence[tuple[Number, ...]]) -> bool:
@@ -421,32 +430,29 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
     outputs = network.outputs
     plan = _plan(spec)
     sampler = _Sampler(spec, samples, seed)
-    columns: list[tuple[int, int]] = [(m, k) for m in range(samples) for k in range(outputs)]
     for attempt in range(attempts):
         if time.perf_counter() > deadline:
             return None
         magnitude = 2 + attempt // 20
         # Integers first (pure int arithmetic, several times faster), then half-integers.
         plain = sampler.parameters(magnitude, halves=attempt >= INTEGER_DRAWS)
-        passes: dict[tuple[Number, ...], _Pass] = {}
+        passes: dict[tuple[Number, ...], _Pass] = {}  # the forward passes `avoid` made
+        avoid = None
+        if spec.generic:
+            def avoid(row: tuple[Number, ...], plain: Parameters = plain,
+                      passes: dict[tuple[Number, ...], _Pass] = passes) -> bool:
+                passes[row] = run = _forward(network, plain, row)
+                return run.on_kink(network)
 
-        def forward(row: tuple[Number, ...], plain: Parameters = plain,
-                    passes: dict[tuple[Number, ...], _Pass] = passes) -> _Pass:
-            if row not in passes:
-                passes[row] = _forward(network, plain, row)
-            return passes[row]
-
-        avoid = (lambda row: forward(row).on_kink(network)) if spec.generic else (
-            lambda row: False)
         inputs = sampler.inputs(magnitude, avoid)
         for _ in range(STRADDLE_TRIES):
             if _straddles(spec, plain, inputs):
                 break
             inputs = sampler.inputs(magnitude, avoid)
-        runs = [forward(row) for row in inputs]
-        features = [_features(spec, plain, runs[m], k, plan) for m, k in columns]
+        runs = [passes.get(row) or _forward(network, plain, row) for row in inputs]
+        features = _features(spec, plain, runs, plan)
         rows = list(zip(*features, strict=True))  # a row per slot, an entry per column
-        count = len(columns)
+        count = len(features)
         basis = _nullspace(rows[:plan.zero], count)
         if not basis:
             continue

@@ -73,6 +73,30 @@ def test_sample_reduction_proves_all_m() -> None:
     assert plain.proved == "M=6"
 
 
+@pytest.mark.parametrize(("zero", "nonzero", "expected"), [
+    ("[W2, b2]", "[W1, b1]", 9),  # 2 + 1 + 4 + 2 entries of a 2-2-1 net
+    ("[W2, 'W2[0,1]', b2]", "[W1]", 7),  # an entry of a queried block counts once
+    ("['W1[0,0]', 'W1[0,0]', 'b1[1]']", "[b2]", 3),  # a repeated entry counts once
+])
+def test_reduction_bound_counts_distinct_queried_entries(zero: str, nonzero: str,
+                                                         expected: int) -> None:
+    from smtgrad.engine import reduction_bound
+
+    spec = parse_spec(textwrap.dedent(f"""\
+        network:
+          inputs: 2
+          layers:
+            - {{units: 2, activation: relu}}
+            - {{units: 1, activation: linear}}
+        loss: mse
+        samples: 3
+        query:
+          zero: {zero}
+          nonzero: {nonzero}
+        """), "<bound>")
+    assert reduction_bound(spec) == expected
+
+
 def test_sample_reduction_pads_a_witness() -> None:
     # 4 queried entries, so M = 6 is decided at M = 4 and padded with zero-residual copies.
     spec = load_spec(SEED).with_samples(6)
