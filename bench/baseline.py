@@ -202,7 +202,7 @@ def solve_baseline_model(spec: Spec, samples: int, timeout: float | None
             evaluated = model.eval(term, model_completion=True)
             if z3.is_rational_value(evaluated):
                 return str(evaluated.as_fraction())
-            return "irrational:" + evaluated.sexpr()
+            return "irrational:" + str(evaluated.sexpr())
 
         def walk(item: Any) -> Any:
             return [walk(x) for x in item] if isinstance(item, list) else value(item)

@@ -221,7 +221,7 @@ def measure(tool: str, workload: Workload, timeout: float) -> dict[str, Any]:
     wall = time.perf_counter() - wall_start
     reader.join(2)
     try:
-        record = json.loads(Path(out).read_text() or "{}")
+        record: dict[str, Any] = json.loads(Path(out).read_text() or "{}")
     except (OSError, json.JSONDecodeError):
         record = {}
     finally:
@@ -384,7 +384,7 @@ def _fmt_seconds(value: float | None) -> str:
 
 
 def _solved(record: dict[str, Any] | None) -> bool:
-    return bool(record) and record.get("verdict") in ("sat", "unsat")
+    return record is not None and record.get("verdict") in ("sat", "unsat")
 
 
 #: Rows where both tools answer in under REPEAT_BELOW seconds are measured REPEATS times
@@ -471,7 +471,8 @@ def summarise(workload: Workload, ours: dict[str, Any], base: dict[str, Any] | N
         flags.append(f"DISAGREE: baseline says {base_verdict}")
     if base and base.get("reverified") is False:
         flags.append("baseline model rejected by the verifier")
-    if ratio is not None and "repeat_seconds" in ours and "repeat_seconds" in base:
+    if (ratio is not None and base is not None and "repeat_seconds" in ours
+            and "repeat_seconds" in base):
         pairs = [b / o for o, b in zip(ours["repeat_seconds"], base["repeat_seconds"],
                                        strict=True) if o]
         flags.append(f"median of {len(pairs)} runs each; run by run {min(pairs):,.0f}-"
