@@ -183,15 +183,11 @@ class _Sampler:
         seen: set[tuple[Number, ...]] = set()
         spread = max(magnitude, self.samples)
         free = "X" not in spec.fixed
-        # The common case: every row's first try comes from one draw of integers.
-        first = self.integers(width * self.samples, spread, nonzero=False) if free else None
         for m in range(self.samples):
             row: tuple[Number, ...] = ()
             for tries in range(60):
                 denominator = 1 if tries < 5 else self.choice((3, 5, 7))
-                if first is not None and tries == 0:
-                    row = tuple(first[m * width:(m + 1) * width])
-                elif free and denominator == 1:
+                if free and denominator == 1:  # the common case
                     row = tuple(self.integers(width, spread, nonzero=False))
                 else:
                     row = tuple([self._input((m, i), spread, denominator)
