@@ -67,7 +67,7 @@ def _worker_smtgrad(workload: Workload, timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
     # The z3 backend is imported lazily by smtgrad; load it before the clock starts, and
     # first, as the baseline worker imports z3 before its own code (the order decides
-    # which code is still in the CPU caches when the clock starts; measured: about 6 %
+    # which code is still in the CPU caches when the clock starts; measured: about 5 %
     # of a millisecond-long answer).
     with contextlib.suppress(Exception):
         import smtgrad.backends.z3_backend
