@@ -540,6 +540,7 @@ class _Engine:
         else:
             sample_range = spec.samples
         attempts: list[Attempt] = []
+        bound = self.bound
         for samples in sample_range.values():
             started = time.perf_counter()
             outcome = self.solve_at(samples)
@@ -553,7 +554,6 @@ class _Engine:
                 return self.result(outcome, samples, attempts)
             if outcome.all_samples:
                 return self.result(outcome, samples, attempts, proved="all M")
-            bound = self.bound
             if (bound is not None and spec.generic and samples >= bound
                     and all(a.verdict is Verdict.UNSAT for a in attempts)
                     and attempts[0].samples == 1):

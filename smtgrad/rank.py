@@ -339,47 +339,42 @@ def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pas
     return _Pass(inputs, tuple(pre), tuple(post))
 
 
-def _features(spec: Spec, params: Parameters, runs: Sequence[_Pass], plan: _Plan
-              ) -> list[list[Any]]:
-    """The queried gradient entries per (sample m, output k) for a unit residual on sample
-    m, output k, in the plan's slots: one column per (m, k), m-major.
+def _features(spec: Spec, params: Parameters, forward: _Pass, output: int, plan: _Plan
+              ) -> list[Any]:
+    """The queried gradient entries of sample ``forward`` for a unit residual on ``output``,
+    in the plan's slots.
 
-    This is backpropagation of delta = e_k * act'(z_L) (the MSE gradient with loss
-    factor 1, positive factors dropped), entry by entry.
+    This is backpropagation of delta = e_output * act'(z_L) (the MSE gradient with
+    loss factor 1, positive factors dropped), entry by entry.
     """
     network, conventions = spec.network, spec.conventions
     layers = network.layers
     last = layers[-1]
-    outputs = network.outputs
-    linear_output = last.activation is Activation.LINEAR
+    delta: list[Any] = [0] * network.outputs
+    delta[output] = 1 if last.activation is Activation.LINEAR else integral_as_int(
+        activation_derivative(last, forward.pre[-1][output], forward.post[-1][output],
+                              conventions))
+    result: list[Any] = [0] * plan.slots
     by_layer = plan.by_layer
-    columns = []
-    for forward in runs:
-        for output in range(outputs):
-            delta: list[Any] = [0] * outputs
-            delta[output] = 1 if linear_output else integral_as_int(activation_derivative(
-                last, forward.pre[-1][output], forward.post[-1][output], conventions))
-            result: list[Any] = [0] * plan.slots
-            for index in range(network.depth, 0, -1):
-                below = forward.inputs if index == 1 else forward.post[index - 2]
-                for slot, is_bias, row, column in by_layer.get(index, ()):
-                    result[slot] = delta[row] if is_bias else delta[row] * below[column]
-                if index == 1:
-                    break
-                weight = params.weights[index - 1]
-                layer = layers[index - 2]
-                pre, post = forward.pre[index - 2], forward.post[index - 2]
-                linear = layer.activation is Activation.LINEAR
-                below_delta = []
-                for i in range(layer.units):
-                    total = 0
-                    for j, d in enumerate(delta):
-                        total = total + weight[j][i] * d
-                    below_delta.append(total if linear else total * integral_as_int(
-                        activation_derivative(layer, pre[i], post[i], conventions)))
-                delta = below_delta
-            columns.append(result)
-    return columns
+    for index in range(network.depth, 0, -1):
+        below = forward.inputs if index == 1 else forward.post[index - 2]
+        for slot, is_bias, row, column in by_layer.get(index, ()):
+            result[slot] = delta[row] if is_bias else delta[row] * below[column]
+        if index == 1:
+            break
+        weight = params.weights[index - 1]
+        layer = layers[index - 2]
+        pre, post = forward.pre[index - 2], forward.post[index - 2]
+        linear = layer.activation is Activation.LINEAR
+        below_delta = []
+        for i in range(layer.units):
+            total = 0
+            for j, d in enumerate(delta):
+                total = total + weight[j][i] * d
+            below_delta.append(total if linear else total * integral_as_int(
+                activation_derivative(layer, pre[i], post[i], conventions)))
+        delta = below_delta
+    return result
 
 
 def _straddles(spec: Spec, params: Parameters, inputs: Sequence[tuple[Number, ...]]) -> bool:
@@ -446,7 +441,8 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
                 break
             inputs = sampler.inputs(magnitude, avoid)
         runs = [passes.get(row) or _forward(network, plain, row) for row in inputs]
-        features = _features(spec, plain, runs, plan)
+        # A column per (sample m, output k), m-major.
+        features = [_features(spec, plain, run, k, plan) for run in runs for k in range(outputs)]
         rows = list(zip(*features, strict=True))  # a row per slot, an entry per column
         count = len(features)
         basis = _nullspace(rows[:plan.zero], count)
