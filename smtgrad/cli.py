@@ -2,8 +2,8 @@
 
 Exit codes (as grep: found / not found / trouble): 0 sat (or a witness that
 holds), 1 unsat (or a witness that does not hold), 2 bad input or usage,
-3 unknown, 4 internal error (including a witness the verifier rejects),
-130 interrupted.
+3 unknown (or a witness that cannot be decided), 4 internal error (including a
+witness the verifier rejects), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -155,11 +155,15 @@ def check(
     output: Annotated[OutputFormat, typer.Option("--format", "-f",
                                                  help="Output on stdout.")] = OutputFormat.TEXT,
 ) -> None:
-    """Re-verify a witness exactly and print every gradient (exit 0 holds, 1 does not)."""
+    """Re-verify a witness exactly and print every gradient.
+
+    Exit 0: the witness holds. 1: it does not (a requirement is refuted). 3: cannot
+    decide (which requirement, and why, is printed).
+    """
     with _errors_to_exit_codes():
         from smtgrad.report import check_json, render_check
         from smtgrad.spec import SpecError, load_spec, parse_yaml
-        from smtgrad.verify import enclosed_coordinates, verify
+        from smtgrad.verify import Status, enclosed_coordinates, verify
         from smtgrad.witness import WitnessError, witness_from_json
 
         spec = load_spec(spec_path)
@@ -183,7 +187,9 @@ def check(
             typer.echo(json.dumps(check_json(spec, verification, enclosed), indent=2))
         else:
             typer.echo(render_check(spec, witness, verification, enclosed), nl=False)
-        raise typer.Exit(EXIT_SAT if verification.accepted else EXIT_UNSAT)
+        codes = {Status.HOLDS: EXIT_SAT, Status.FAILS: EXIT_UNSAT,
+                 Status.UNDECIDED: EXIT_UNKNOWN}
+        raise typer.Exit(codes[verification.status])
 
 
 class EncodingChoice(str, Enum):
@@ -218,10 +224,10 @@ def export(
         from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
         from smtgrad.numbers import NumberError, parse_exact
         from smtgrad.smtlib import to_smtlib
-        from smtgrad.spec import LossKind, load_spec
+        from smtgrad.spec import LossKind, load_spec, sample_plan
 
         spec = load_spec(spec_path)
-        count = samples if samples is not None else spec.samples.min
+        count = sample_plan(spec, samples, minimal=False)[0].min
         spec = spec.with_samples(count)
         try:
             beta = parse_exact(base)

@@ -36,10 +36,18 @@ from smtgrad.backends import (
 from smtgrad.lemmas import Proof, structural_proof
 from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
 from smtgrad.network import Evaluation, Parameters
+from smtgrad.rank import applicable as rank_applicable
 from smtgrad.rank import search
-from smtgrad.spec import Activation, LossKind, SampleRange, Spec, TargetKind, Verdict
-from smtgrad.verify import Verification, verify
-from smtgrad.witness import Witness
+from smtgrad.spec import (
+    Activation,
+    LossKind,
+    Spec,
+    TargetKind,
+    Verdict,
+    sample_plan,
+)
+from smtgrad.verify import Status, Verification, verify
+from smtgrad.witness import Witness, fixed_witness
 
 if TYPE_CHECKING:
     from smtgrad.encoding import Encoding
@@ -118,6 +126,7 @@ class Result:
     reason: str = ""
     proved: str | None = None
     attempts: tuple[Attempt, ...] = ()
+    notes: tuple[str, ...] = ()  # how the sample count was chosen, and similar remarks
 
 
 @dataclass(frozen=True)
@@ -179,6 +188,7 @@ class _Engine:
         self._backend: Backend | None = None
         #: D of the sample-reduction lemma for the spec (every M shares it), or None.
         self.bound = reduction_bound(spec) if options.reduction else None
+        self.notes: list[str] = []
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -199,6 +209,20 @@ class _Engine:
 
     def accept(self, spec: Spec, witness: Witness) -> Verification:
         return verify(spec, witness)
+
+    def judged(self, spec: Spec, witness: Witness, method: str, solver: str,
+               check: Verification | None = None) -> _Outcome:
+        """A candidate witness through the verifier: sat when every requirement is proved,
+        a bug (:class:`WitnessRejected`) when one is refuted, unknown when one cannot be
+        decided."""
+        check = check or self.accept(spec, witness)
+        if check.status is Status.HOLDS:
+            return _Outcome(Verdict.SAT, method, solver, witness=witness, verification=check)
+        if check.status is Status.FAILS:
+            raise WitnessRejected(method, check.failures)
+        return _Outcome(Verdict.UNKNOWN, method, solver, reason=(
+            "a candidate witness was found, but the verifier cannot decide "
+            + "; ".join(check.undecided[:3])))
 
     # -- one M -----------------------------------------------------------------------------
 
@@ -238,6 +262,9 @@ class _Engine:
 
     def decide(self, spec: Spec, samples: int) -> _Outcome:
         """Fast path, sample reduction and the solvers at one M (no lemmas)."""
+        candidate = fixed_witness(spec, samples)
+        if candidate is not None:
+            return self.evaluated(spec, samples, candidate)
         if is_smooth(spec) or spec.loss.kind is not LossKind.MSE:
             return self.solve_smooth(spec, samples)
         bound = self.bound
@@ -267,6 +294,21 @@ class _Engine:
         outcome = self.smt(spec, samples)
         return self.all_samples_if_reducible(outcome, spec, samples, bound)
 
+    def evaluated(self, spec: Spec, samples: int, candidate: Witness) -> _Outcome:
+        """A fully fixed spec has one candidate: the verifier's answer on it is the verdict."""
+        self.progress(f"M={samples}: every value is fixed; evaluating the one candidate")
+        method, solver = "evaluation of the fully fixed spec", "smtgrad exact evaluation"
+        check = self.accept(spec, candidate)
+        if check.status is Status.HOLDS:
+            return _Outcome(Verdict.SAT, method, solver, witness=candidate, verification=check)
+        if check.status is Status.FAILS:
+            return _Outcome(Verdict.UNSAT, method, solver, reason=(
+                f"every value is fixed, and the one candidate fails: "
+                + "; ".join(check.failures[:5])))
+        return _Outcome(Verdict.UNKNOWN, method, solver, reason=(
+            "every value is fixed, but exact and ball arithmetic cannot decide: "
+            + "; ".join(check.undecided[:5])))
+
     def all_samples_if_reducible(self, outcome: _Outcome, spec: Spec, samples: int,
                                  bound: int | None) -> _Outcome:
         """Unsat at M >= D (no genericity) is unsat for every M, by sample reduction."""
@@ -287,11 +329,8 @@ class _Engine:
                 f"{bound} samples and pads with zero-residual copies, so no M works"))
         if reduced.verdict is Verdict.SAT and reduced.witness is not None:
             padded = _pad(reduced.witness, spec, samples)
-            check = self.accept(spec, padded)
-            if not check.accepted:
-                raise WitnessRejected(f"{reduced.method} (padded)", check.failures)
-            return dataclasses.replace(reduced, witness=padded, verification=check,
-                                       method=f"{reduced.method}, padded from M={bound}")
+            return self.judged(spec, padded, f"{reduced.method}, padded from M={bound}",
+                               reduced.solver)
         return reduced
 
     def solve_smooth(self, spec: Spec, samples: int) -> _Outcome:
@@ -407,11 +446,23 @@ class _Engine:
                 found.append(check)
             return check.accepted
 
-        witness = search(spec, samples, time.perf_counter() + budget, accept=accept)
-        if witness is None:
-            return None
-        return _Outcome(Verdict.SAT, "rank criterion (exact linear algebra on residuals)",
-                        "smtgrad exact linear algebra", witness=witness, verification=found[-1])
+        from smtgrad import toplayer
+
+        solver = "smtgrad exact linear algebra"
+        start = time.perf_counter()
+        second = toplayer.applicable(spec)
+        rank_share = budget / 2 if second and rank_applicable(spec) else budget
+        witness = search(spec, samples, start + rank_share, accept=accept)
+        if witness is not None:
+            return _Outcome(Verdict.SAT, "rank criterion (exact linear algebra on residuals)",
+                            solver, witness=witness, verification=found[-1])
+        if second:
+            witness = toplayer.search(spec, samples, start + budget, accept=accept)
+            if witness is not None:
+                return _Outcome(Verdict.SAT, "output layer solved exactly on biased draws "
+                                "(zeros, repeated inputs and kinks allowed)", solver,
+                                witness=witness, verification=found[-1])
+        return None
 
     def smt(self, spec: Spec, samples: int, mode: Mode = EXACT,
             budget: float | None = None, verify_against: Spec | None = None) -> _Outcome:
@@ -486,14 +537,12 @@ class _Engine:
                 return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=str(error))
             return self.rationalize(spec, encoding, answer.model, method, backend, str(error))
         check = self.accept(spec, witness)
-        if not check.accepted:
-            if encoding.loss_unencoded and all(f.startswith("assume") for f in check.failures):
-                return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=(
-                    "the lattice candidate fails an assumption on the cross-entropy loss, "
-                    "which the lattice encoding cannot express"))
-            raise WitnessRejected(method, check.failures)
-        return _Outcome(Verdict.SAT, method, backend.version(), witness=witness,
-                        verification=check)
+        if (check.status is Status.FAILS and encoding.loss_unencoded
+                and all(f.startswith("assume") for f in check.failures)):
+            return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=(
+                "the lattice candidate fails an assumption on the cross-entropy loss, "
+                "which the lattice encoding cannot express"))
+        return self.judged(spec, witness, method, backend.version(), check)
 
     def rationalize(self, spec: Spec, encoding: Encoding, model: Model, method: str,
                     backend: Backend, why: str) -> _Outcome:
@@ -518,11 +567,8 @@ class _Engine:
             except IrrationalValue:
                 pass
             else:
-                check = self.accept(spec, witness)
-                if not check.accepted:
-                    raise WitnessRejected(method, check.failures)
-                return _Outcome(Verdict.SAT, f"{method}, rationalised", backend.version(),
-                                witness=witness, verification=check)
+                return self.judged(spec, witness, f"{method}, rationalised",
+                                   backend.version())
         return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=(
             f"a solution exists but the solver's model is irrational ({why}) and no rational "
             "witness was found near it"))
@@ -531,14 +577,10 @@ class _Engine:
 
     def run(self) -> Result:
         spec = self.spec
-        options = self.options
-        if options.samples is not None:
-            low = 1 if options.minimal else options.samples
-            sample_range = SampleRange(low, options.samples)
-        elif options.minimal and spec.samples.min == spec.samples.max:
-            sample_range = SampleRange(1, spec.samples.max)
-        else:
-            sample_range = spec.samples
+        sample_range, notes = sample_plan(spec, self.options.samples, self.options.minimal)
+        self.notes.extend(notes)
+        for note in self.notes:
+            self.progress(note)
         attempts: list[Attempt] = []
         bound = self.bound
         for samples in sample_range.values():
@@ -568,7 +610,7 @@ class _Engine:
                       seconds=time.perf_counter() - self.start,
                       reason=last.detail if low == high else
                       f"unsat at every M from {low} to {high}", proved=proved,
-                      attempts=tuple(attempts))
+                      attempts=tuple(attempts), notes=tuple(self.notes))
 
     def result(self, outcome: _Outcome, samples: int, attempts: list[Attempt],
                proved: str | None = None, extra: str = "") -> Result:
@@ -588,6 +630,7 @@ class _Engine:
             reason=outcome.reason + extra,
             proved=proved,
             attempts=tuple(attempts),
+            notes=tuple(self.notes),
         )
 
 

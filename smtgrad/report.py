@@ -15,7 +15,7 @@ from smtgrad.engine import Result
 from smtgrad.network import Evaluation, with_entry
 from smtgrad.numbers import format_exact
 from smtgrad.spec import Spec, Verdict
-from smtgrad.verify import Verification
+from smtgrad.verify import Status, Verification
 from smtgrad.witness import Witness, to_json, witness_to_json
 
 if TYPE_CHECKING:
@@ -106,6 +106,8 @@ def result_json(result: Result) -> dict[str, Any]:
          "seconds": round(a.seconds, 4), **({"detail": a.detail} if a.detail else {})}
         for a in result.attempts
     ]
+    if result.notes:
+        data["notes"] = list(result.notes)
     data["smtgrad"] = __version__
     return data
 
@@ -113,8 +115,11 @@ def result_json(result: Result) -> dict[str, Any]:
 def check_json(spec: Spec, verification: Verification, enclosed: bool = False
                ) -> dict[str, Any]:
     """The JSON printed by ``smtgrad check``."""
-    data: dict[str, Any] = {"holds": verification.accepted,
-                            "failures": list(verification.failures)}
+    status = verification.status
+    data: dict[str, Any] = {"status": status.value,
+                            "holds": None if status is Status.UNDECIDED else verification.accepted,
+                            "failures": list(verification.failures),
+                            "undecided": list(verification.undecided)}
     if verification.evaluation is not None:
         certified = verification.accepted and enclosed
         data.update(evaluation_json(verification.evaluation, spec if certified else None))
@@ -197,6 +202,8 @@ def render_result(result: Result) -> str:
     console = _console(buffer)
     spec = result.spec
     console.print(f"smtgrad {__version__} · {spec.name} · {spec.source}")
+    for note in result.notes:
+        console.print(f"note: {note}")
     for attempt in result.attempts[:-1] if len(result.attempts) > 1 else ():
         console.print(f"  M={attempt.samples}: {attempt.verdict.value} "
                       f"({attempt.seconds:.3f} s, {attempt.method})")
@@ -232,10 +239,17 @@ def render_check(spec: Spec, witness: Witness, verification: Verification,
     if verification.evaluation is not None:
         _tables(spec, witness, verification.evaluation, console,
                 certified=enclosed and verification.accepted)
-    if verification.accepted:
+    status = verification.status
+    if status is Status.HOLDS:
         console.print("verdict: the witness satisfies the spec exactly")
-    else:
-        console.print("verdict: the witness does NOT satisfy the spec:")
+    elif status is Status.FAILS:
+        console.print("verdict: the witness does NOT satisfy the spec (a requirement is "
+                      "refuted):")
         for failure in verification.failures:
             console.print(f"  - {failure}")
+    else:
+        console.print("verdict: cannot decide whether the witness satisfies the spec; "
+                      "undecided requirements:")
+    for item in verification.undecided if status is not Status.HOLDS else ():
+        console.print(f"  ? {item}")
     return buffer.getvalue()

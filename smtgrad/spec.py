@@ -242,6 +242,31 @@ class Spec:
             item = item[position]
         return None if isinstance(item, tuple) else item
 
+    @property
+    def fixed_rows(self) -> tuple[str, int] | None:
+        """``(name, rows)`` when fixed ``X`` or ``Y`` rows define M (DESIGN: fixed data and the
+        sample count), else None."""
+        for name in ("X", "Y"):
+            if name in self.fixed:
+                return name, len(self.fixed[name])
+        return None
+
+    def named_samples(self) -> dict[int, str]:
+        """Every sample index that an assumption names (``X[2]``, ``yhat[2,0]``), with the
+        text of the first assumption that names it."""
+        named: dict[int, str] = {}
+        for assumption in self.assume:
+            for ref in references(assumption.condition):
+                if ref.name in ("X", "Y", "yhat") and ref.indices:
+                    named.setdefault(ref.indices[0], assumption.text)
+        return named
+
+    @property
+    def least_samples(self) -> int:
+        """The smallest M in which every sample named in ``assume`` exists (1 if none is)."""
+        named = self.named_samples()
+        return 1 + max(named) if named else 1
+
     def with_samples(self, samples: int) -> Spec:
         """The same spec at one fixed M."""
         return Spec(
@@ -259,6 +284,47 @@ class Spec:
             description=self.description,
             expect=self.expect,
         )
+
+
+def sample_plan(spec: Spec, samples: int | None, minimal: bool
+                ) -> tuple[SampleRange, tuple[str, ...]]:
+    """The values of M to solve, in order, and notes saying how they were chosen.
+
+    DESIGN, "fixed data and the sample count": fixed X or Y rows define M, so a
+    ``--samples`` that disagrees is an input error (:class:`SpecError`, exit 2) and
+    ``--minimal`` solves that one M. A walk over M starts at the smallest M in which
+    every sample named in ``assume`` exists; an explicit M below it is an input error.
+    """
+    notes: list[str] = []
+    fixed = spec.fixed_rows
+    least = spec.least_samples
+    named = spec.named_samples()
+    why_least = f"assume {named[least - 1]!r} names sample {least - 1}" if named else ""
+    if samples is not None:
+        if fixed is not None and samples != fixed[1]:
+            raise SpecError(spec.source, "--samples", (
+                f"--samples {samples} disagrees with the spec: fixed {fixed[0]} has {fixed[1]} "
+                f"rows, and fixed rows define M = {fixed[1]}"))
+        if samples < least:
+            raise SpecError(spec.source, "--samples", (
+                f"--samples {samples} is too small: {why_least}, so M must be at least "
+                f"{least}"))
+        low, high = (1 if minimal else samples), samples
+    elif minimal and spec.samples.min == spec.samples.max:
+        low, high = 1, spec.samples.max
+    else:
+        low, high = spec.samples.min, spec.samples.max
+    if fixed is not None:
+        if minimal:
+            notes.append(f"--minimal solves only M={fixed[1]}: fixed {fixed[0]} has {fixed[1]} "
+                         "rows, and fixed rows define M")
+        return SampleRange(fixed[1], fixed[1]), tuple(notes)
+    if least > low:
+        if minimal or low < high:
+            notes.append(f"the walk over M starts at M={least}: {why_least}, which exists "
+                         f"only from M={least} on")
+        low = least
+    return SampleRange(low, high), tuple(notes)
 
 
 # ----------------------------------------------------------------------------------------
@@ -714,10 +780,9 @@ class _Validator:
             index = (index[0], 0)
         if len(index) != 2:
             raise self.fail(key, f"{ref.name} needs [sample, column] indices")
-        if index[0] >= samples.min:
+        if index[0] >= samples.max:
             raise self.fail(key, f"{ref.name}{list(ref.indices)} refers to sample {index[0]}, "
-                                 f"but M can be as small as {samples.min} (samples are numbered "
-                                 f"from 0)")
+                                 f"but M is at most {samples.max} (samples are numbered from 0)")
         if ref.name != "Y" and index[1] >= width:
             raise self.fail(key, f"{ref.name}{list(ref.indices)}: column {index[1]} is out of "
                                  f"range (width {width})")

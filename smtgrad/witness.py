@@ -10,7 +10,7 @@ from smtgrad.enclosure import parse_enclosure
 from smtgrad.lognum import parse_value
 from smtgrad.network import InexactValue, Parameters, Vector
 from smtgrad.numbers import NumberError, format_exact
-from smtgrad.spec import Network, TargetKind
+from smtgrad.spec import Network, Spec, TargetKind, entries
 
 
 class WitnessError(ValueError):
@@ -128,3 +128,40 @@ def witness_from_json(data: Any, network: Network, targets: TargetKind) -> Witne
         biases=tuple(blocks[f"b{index}"] for index in range(1, depth + 1)),
     )
     return Witness(parameters=parameters, inputs=inputs, targets=outputs)
+
+
+def fixed_witness(spec: Spec, samples: int) -> Witness | None:
+    """The one candidate of a fully fixed spec: every parameter, input and target fixed.
+
+    None when any entry is left free (then there is a search to do).
+    """
+    network = spec.network
+    blocks: dict[str, Any] = {}
+    for name, shape in network.parameter_shapes().items():
+        values = [spec.fixed_value(name, index) for index in entries(shape)]
+        if any(value is None for value in values):
+            return None
+        blocks[name] = (tuple(values) if len(shape) == 1 else
+                        tuple(tuple(values[j * shape[1]:(j + 1) * shape[1]])
+                              for j in range(shape[0])))
+    inputs = []
+    targets: list[Any] = []
+    for m in range(samples):
+        row = tuple(spec.fixed_value("X", (m, i)) for i in range(network.inputs))
+        if any(value is None for value in row):
+            return None
+        inputs.append(row)
+        if spec.targets is TargetKind.CLASS:
+            label = spec.fixed_value("Y", (m,))
+            if label is None:
+                return None
+            targets.append(label)
+        else:
+            outputs = tuple(spec.fixed_value("Y", (m, k)) for k in range(network.outputs))
+            if any(value is None for value in outputs):
+                return None
+            targets.append(outputs)
+    depth = network.depth
+    parameters = Parameters(weights=tuple(blocks[f"W{i}"] for i in range(1, depth + 1)),
+                            biases=tuple(blocks[f"b{i}"] for i in range(1, depth + 1)))
+    return Witness(parameters=parameters, inputs=tuple(inputs), targets=tuple(targets))

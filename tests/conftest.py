@@ -126,6 +126,14 @@ def write_json(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+@pytest.fixture
+def runner() -> Any:
+    """typer's CliRunner (stderr mixed into ``output``)."""
+    from typer.testing import CliRunner
+
+    return CliRunner()
+
+
 @pytest.fixture(scope="session")
 def seed_spec_text() -> str:
     """SEED_SPEC_TEXT: the seed question as inline YAML."""

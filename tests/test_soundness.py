@@ -1,0 +1,175 @@
+"""Soundness outside the seed family: fixed data and M, fully fixed specs, degenerate and
+label-constrained witnesses, and the three-valued ``check``.
+
+Each test names the class of bug it guards; each can fail (reverting the fix makes it
+fail, and mutated witnesses are shown to be rejected).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smtgrad.cli import app
+from smtgrad.engine import SolveOptions, solve
+from smtgrad.spec import SpecError, Verdict, load_spec, parse_spec
+from smtgrad.verify import Status, verify
+from smtgrad.witness import fixed_witness
+
+from conftest import SPECS
+
+#: A fully fixed 1-1-1 ReLU net on three samples. Every gradient is computable by hand:
+#: u = x, a = x, yhat = x, r = x (targets 0), so dL/db2 = (2/3) * (1 + 2 + 3) = 4 != 0.
+FULLY_FIXED = """\
+network:
+  inputs: 1
+  layers:
+    - {units: 1, activation: relu}
+    - {units: 1, activation: linear}
+loss: mse
+query:
+  zero: [b2]
+  nonzero: [W1]
+fixed:
+  W1: [[1]]
+  b1: [0]
+  W2: [[1]]
+  b2: [0]
+  X: [[1], [2], [3]]
+  Y: [[0], [0], [0]]
+"""
+
+
+def _solve(text: str, **options: Any) -> Any:
+    options.setdefault("timeout", 30)
+    return solve(parse_spec(text), SolveOptions(**options))
+
+
+# -- fixed rows define M -------------------------------------------------------------------
+
+
+def test_samples_that_disagree_with_fixed_rows_are_an_input_error(
+        write_spec: Callable[..., Path], runner: Any) -> None:
+    """The old bug: --samples 2 cut the fixed rows to two and answered a wrong sat."""
+    path = write_spec(FULLY_FIXED)
+    result = runner.invoke(app, ["solve", str(path), "--samples", "2"])
+    assert result.exit_code == 2, result.output
+    assert "--samples 2" in result.output and "3 rows" in result.output
+    with pytest.raises(SpecError, match="fixed X has 3 rows"):
+        _solve(FULLY_FIXED, samples=2)
+    export = runner.invoke(app, ["export", str(path), "--samples", "2"])
+    assert export.exit_code == 2
+
+
+def test_minimal_on_fixed_rows_solves_that_one_m_and_says_so(
+        write_spec: Callable[..., Path], runner: Any) -> None:
+    result = _solve(FULLY_FIXED, minimal=True)
+    assert [a.samples for a in result.attempts] == [3]
+    assert result.verdict is Verdict.UNSAT and result.proved == "M=3"
+    assert any("only M=3" in note for note in result.notes)
+    output = runner.invoke(app, ["solve", str(write_spec(FULLY_FIXED)), "--minimal",
+                                 "--format", "json"]).output
+    data = json.loads(output)
+    assert data["verdict"] == "unsat" and data["proved"] == "M=3" and data["notes"]
+
+
+def test_a_walk_over_m_starts_where_every_named_sample_exists(runner: Any) -> None:
+    """The old bug: --minimal on specs/hardtanh_dead.yaml exited 4 with an IndexError."""
+    result = runner.invoke(app, ["solve", str(SPECS / "hardtanh_dead.yaml"), "--minimal"])
+    assert result.exit_code == 1, result.output
+    assert "starts at M=3" in result.output
+    spec = load_spec(SPECS / "hardtanh_dead.yaml")
+    solved = solve(spec, SolveOptions(minimal=True, timeout=30))
+    assert [a.samples for a in solved.attempts] == [3]
+    with pytest.raises(SpecError, match="at least 3"):
+        solve(spec, SolveOptions(samples=2, timeout=30))
+
+
+def test_a_sample_range_may_name_samples_beyond_its_minimum() -> None:
+    text = FULLY_FIXED.split("query:")[0].replace("loss: mse\n", "loss: mse\nsamples: "
+                                                  "{min: 1, max: 4}\n")
+    text += "query: {zero: [W2, b2], nonzero: [W1]}\nassume: ['X[2] > X[1]']\n"
+    result = _solve(text)
+    assert result.attempts[0].samples == 3
+    with pytest.raises(SpecError, match="at most 4"):
+        parse_spec(text.replace("X[2] > X[1]", "X[4] > X[1]"))
+
+
+# -- fully fixed specs are decided by evaluation --------------------------------------------
+
+
+def test_a_fully_fixed_unsat_spec_is_unsat_by_evaluation() -> None:
+    result = _solve(FULLY_FIXED)
+    assert result.verdict is Verdict.UNSAT
+    assert result.method == "evaluation of the fully fixed spec"
+    assert "dL/db2[0] = 4" in result.reason
+
+
+def test_a_fully_fixed_sat_spec_is_sat_by_evaluation() -> None:
+    # The accepted answer's hand witness, every value fixed.
+    text = FULLY_FIXED.replace("b1: [0]", "b1: [-1]").replace("b2: [0]", "b2: [-1]")
+    text = text.replace("X: [[1], [2], [3]]", "X: [[0], [2], [3]]").replace(
+        "Y: [[0], [0], [0]]", "Y: [[-2], [2], [0]]").replace("zero: [b2]", "zero: [W2, b2]")
+    result = _solve(text)
+    assert result.verdict is Verdict.SAT and result.method.startswith("evaluation")
+    assert result.evaluation.gradients["W1"] == ((Fraction(-2, 3),),)
+
+
+def test_fixed_witness_needs_every_value() -> None:
+    spec = parse_spec(FULLY_FIXED)
+    assert fixed_witness(spec, 3) is not None
+    assert fixed_witness(parse_spec(FULLY_FIXED.replace("  b2: [0]\n", "")), 3) is None
+
+
+# -- witnesses the generic search never drew ------------------------------------------------
+
+
+@pytest.mark.parametrize("targets", ["binary", "unit_interval"])
+def test_label_targets_with_mse_find_a_witness(targets: str) -> None:
+    text = FULLY_FIXED.split("query:")[0].replace("loss: mse\n", f"loss: mse\nsamples: 3\n"
+                                                  f"targets: {targets}\n")
+    text += "query: {zero: [W2, b2], nonzero: [W1, b1]}\n"
+    result = _solve(text, minimal=True)
+    assert result.verdict is Verdict.SAT and result.samples == 3
+    check = verify(result.spec, result.witness)
+    assert check.status is Status.HOLDS
+    # Mutating a label out of its kind is refuted.
+    witness = result.witness
+    bad = type(witness)(witness.parameters, witness.inputs,
+                        ((Fraction(2),),) + witness.targets[1:])
+    assert verify(result.spec, bad).status is Status.FAILS
+
+
+def test_fixed_targets_with_free_parameters_find_a_witness() -> None:
+    """Fixed Y (so no free residuals): the output layer is solved exactly."""
+    text = FULLY_FIXED.split("fixed:")[0].replace("zero: [b2]", "zero: [W2, b2]")
+    text = text.replace("nonzero: [W1]", "nonzero: [W1, b1]")
+    text += "fixed:\n  Y: [[0], [1], [0], [1]]\n"
+    result = _solve(text)
+    assert result.verdict is Verdict.SAT, result.reason
+    assert verify(result.spec, result.witness).status is Status.HOLDS
+
+
+# -- the three-valued check -----------------------------------------------------------------
+
+
+def _check(runner: Any, spec: Path, witness: Path) -> Any:
+    return runner.invoke(app, ["check", str(spec), "--witness", str(witness), "--format",
+                               "json"])
+
+
+def test_check_exit_codes_hold_fail(write_spec: Callable[..., Path],
+                                    write_json: Callable[..., Path], runner: Any) -> None:
+    spec = SPECS / "relu_mse.yaml"
+    hand = {"W1": [["1"]], "b1": ["-1"], "W2": [["1"]], "b2": ["-1"],
+            "X": [["0"], ["2"], ["3"]], "Y": [["-2"], ["2"], ["0"]]}
+    held = _check(runner, spec, write_json(hand))
+    assert held.exit_code == 0 and json.loads(held.output)["status"] == "holds"
+    wrong = dict(hand, Y=[["-2"], ["2"], ["1"]])
+    failed = _check(runner, spec, write_json(wrong))
+    assert failed.exit_code == 1 and json.loads(failed.output)["holds"] is False
