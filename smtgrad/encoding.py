@@ -290,12 +290,8 @@ def _lattice_coefficient(value: Any, base: Fraction) -> Fraction | None:
     """c when value == c*ln(base) exactly (0 counts), else None."""
     if isinstance(value, Fraction | int):
         return Fraction(0) if value == 0 else None
-    multiple = value.lattice_multiple()
-    if multiple is None:
-        return None
-    if multiple != 0 and value.base != base:
-        return None
-    return Fraction(multiple)
+    coefficient: Fraction | None = value.coefficient_of(base)
+    return coefficient
 
 
 class _Builder:

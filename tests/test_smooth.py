@@ -18,7 +18,7 @@ from smtgrad.verify import verify
 from smtgrad.witness import witness_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
-L2 = LogNumber.log_base(Fraction(2))
+L2 = LogNumber.log(Fraction(2))
 
 
 def test_log_numbers_are_exact() -> None:
@@ -34,16 +34,21 @@ def test_log_numbers_are_exact() -> None:
 
 
 def test_lattice_functions_are_rational() -> None:
-    f = LatticeFunctions(Fraction(2))
+    f = LatticeFunctions()
     assert f.sigmoid(L2) == Fraction(2, 3)
     assert f.sigmoid(-2 * L2) == Fraction(1, 5)
     assert f.tanh(L2) == Fraction(3, 5)
     assert f.softmax([L2, 0 * L2, -L2]) == (Fraction(4, 7), Fraction(2, 7), Fraction(1, 7))
+    # Mixed bases share one normal form (logs of primes): ln 3 - ln 2 = ln(3/2).
+    L3 = LogNumber.log(Fraction(3))
+    assert f.sigmoid(L3 - L2) == Fraction(3, 5)
+    assert f.tanh((L3 - L2) / 2) == Fraction(1, 5)  # exp(2x) = 3/2
     with pytest.raises(ValueError):
         f.sigmoid(Fraction(1))  # sigmoid(1) is transcendental
 
 
 def test_log_sums_decide_zero_and_sign_exactly() -> None:
+    # LogSum is now a factory of LogNumbers (kept for compatibility).
     zero = LogSum(Fraction(0), {Fraction(2): Fraction(1), Fraction(3): Fraction(1),
                                 Fraction(6): Fraction(-1)})
     assert zero == 0
@@ -51,6 +56,9 @@ def test_log_sums_decide_zero_and_sign_exactly() -> None:
     assert positive > 0
     assert float(positive) == pytest.approx(float(mpmath.log(1.5)))
     assert LogSum(Fraction(-1, 2), {Fraction(2): Fraction(1)}) > 0  # ln 2 > 1/2
+    assert isinstance(zero, LogNumber) and zero.rational() == 0
+    assert positive == LogNumber.log(Fraction(3, 2))
+    assert positive != LogNumber.log(Fraction(4, 3))
 
 
 def test_design_hard_label_witness_checks_exactly() -> None:
@@ -61,10 +69,13 @@ def test_design_hard_label_witness_checks_exactly() -> None:
     assert check.evaluation is not None
     assert check.evaluation.gradients["b1"][0] == L2 / 10
     assert check.evaluation.gradients["W1"][0][0] == L2 / 10
-    # Mutations: W2 = ln 3 instead of ln 2, or one label flipped, break it.
+    # Mutations: W2 = ln 3 instead of ln 2, or one label flipped, break it. Mixed bases
+    # are evaluated exactly: the query itself fails.
     for key, value in (("W2", [["log(3)"]]), ("b2", ["log(2)"])):
         bad = witness_from_json({**data, key: value}, spec.network, spec.targets)
-        assert not verify(spec, bad).accepted
+        check = verify(spec, bad)
+        assert not check.accepted
+        assert any("expected 0" in failure for failure in check.failures), check.failures
     flipped = dict(data, Y=["0", *data["Y"][1:]])
     assert not verify(spec, witness_from_json(flipped, spec.network, spec.targets)).accepted
 
