@@ -142,6 +142,33 @@ class _Outcome:
     certificate: str = "exact"
 
 
+def lattice_bases(spec: Spec) -> tuple[Fraction, ...]:
+    """Bases beta of the log lattices to try: first those the spec's fixed closed forms
+    live on (a fixed ``log(7)`` needs the ln 7 lattice), then :data:`LATTICE_BASES`."""
+    from smtgrad.lognum import LogNumber
+
+    derived: list[Fraction] = []
+    stack: list[Any] = list(spec.fixed.values())
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(item)
+        elif isinstance(item, LogNumber):
+            form = item.linear_form()
+            if not form:
+                continue
+            first = next(iter(form.values()))
+            ratios = {prime: q / first for prime, q in form.items()}
+            if all(r.denominator == 1 for r in ratios.values()):
+                base = Fraction(1)
+                for prime, ratio in ratios.items():
+                    base *= Fraction(prime) ** int(ratio)
+                base = base if base > 1 else 1 / base
+                if base not in derived:
+                    derived.append(base)
+    return (*derived, *(b for b in LATTICE_BASES if b not in derived))
+
+
 def reduction_bound(spec: Spec) -> int | None:
     """D, when the sample-reduction lemma applies to ``spec``; else None.
 
@@ -348,7 +375,7 @@ class _Engine:
         if outcome is not None:
             return outcome
         notes.append("no witness among the concretised lattice draws")
-        bases = LATTICE_BASES
+        bases = lattice_bases(spec)
         for position, base in enumerate(bases):
             if self.expired():
                 break
@@ -388,7 +415,7 @@ class _Engine:
         budget = self.slice(0.35, 30.0)
         stop = time.perf_counter() + (budget if budget is not None else 30.0)
         self.progress(f"M={samples}: concretised log-lattice draws")
-        base = LATTICE_BASES[0]
+        base = lattice_bases(spec)[0]
         mode = Mode(ModeKind.LATTICE, base, 2)
         for attempt, candidate in enumerate(draws(spec, samples, base)):
             if attempt >= 200 or time.perf_counter() > stop or self.expired():
@@ -431,7 +458,7 @@ class _Engine:
             return None
         witness, check = verified[-1]
         return _Outcome(Verdict.SAT, "interval Newton with a Krawczyk certificate",
-                        "mpmath interval arithmetic", witness=witness, verification=check,
+                        "python-flint arb ball arithmetic", witness=witness, verification=check,
                         certificate="enclosure")
 
     def fast_path(self, spec: Spec, samples: int, budget: float = 0.5) -> _Outcome | None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from smtgrad.network import (
     RATIONAL,
+    InexactValue,
     Parameters,
     activation_derivative,
     activation_value,
@@ -252,10 +253,41 @@ def solve_linear(rows: list[list[Fraction]], rhs: list[Fraction], columns: int
 _INT_TYPE = {int}
 
 
+def _rational_rows(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows over Q whose rational null space is that of ``rows``.
+
+    Entries may be closed forms in logarithms of primes (fixed values such as
+    ``log(2)``). A rational vector v annihilates such a row iff it annihilates the
+    row of each monomial's coefficients: the monomials (1, ln 2, ln 2 ln 3, ...) are
+    distinct basis elements of the polynomial ring, and v's entries are rational, so
+    the row's combination is symbolically zero exactly when every coefficient is.
+    (Symbolic zero is zero; this never needs the independence of the logarithms.)
+    """
+    result: list[list[Any]] = []
+    for row in rows:
+        if all(type(value) in _RATIONAL for value in row):
+            result.append(list(row))
+            continue
+        monomials = sorted({monomial for value in row if type(value) not in _RATIONAL
+                            for monomial in value.terms} | {()})
+        for monomial in monomials:
+            result.append([value if type(value) in _RATIONAL else
+                           value.terms.get(monomial, Fraction(0))
+                           for value in row] if monomial == () else
+                          [Fraction(0) if type(value) in _RATIONAL else
+                           value.terms.get(monomial, Fraction(0)) for value in row])
+    return result
+
+
+_RATIONAL = {int, Fraction}
+
+
 def _nullspace(rows: Sequence[Sequence[Any]], columns: int) -> list[list[Any]]:
-    """A basis of {v : rows . v = 0} over Q (integral vectors when every entry is an int)."""
+    """A basis of the rational {v : rows . v = 0} (integral vectors when every entry is an
+    int); entries may be closed forms (see :func:`_rational_rows`)."""
     if set(map(type, chain.from_iterable(rows))) <= _INT_TYPE:
         return _integer_nullspace(rows, columns)
+    rows = _rational_rows(rows)
     solved = solve_linear([[Fraction(value) for value in row] for row in rows],
                           [Fraction(0)] * len(rows), columns)
     assert solved is not None  # a homogeneous system always has the zero solution
@@ -457,8 +489,11 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
                 residual = _integral([sum(w * vector[c] for w, vector in zip(weights, basis,
                                                                              strict=True))
                                       for c in range(count)])
-            if not all(any(sum(map(mul, rows[slot], residual)) != 0 for slot in group)
-                       for group in plan.groups):
+            try:
+                if not all(any(sum(map(mul, rows[slot], residual)) != 0 for slot in group)
+                           for group in plan.groups):
+                    continue
+            except InexactValue:  # a closed form whose zero-ness cannot be decided
                 continue
             targets = tuple([
                 rational_fractions([runs[m].post[-1][k] - residual[m * outputs + k]
