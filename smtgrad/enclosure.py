@@ -1,4 +1,4 @@
-"""Certified enclosures: existence proofs for witnesses at transcendental points.
+"""Certified enclosures and rigorous ball arithmetic over the reference network.
 
 When a witness exists only where sigmoid/tanh take transcendental values, no
 exact closed form is available. Instead smtgrad proves that an exact solution
@@ -7,29 +7,42 @@ exists inside a tiny box (DESIGN section 2, "certified enclosures"):
 * all but n free values are fixed to rationals; the n remaining unknowns are
   tied to the n zero-gradient equations F(v) = 0 (a square system);
 * the Krawczyk operator K(B) = c - Y F(c) + (I - Y F'(B)) (B - c), evaluated in
-  rigorous interval arithmetic (mpmath's ``iv``), lies inside the interior of
-  the box B: then F has exactly one zero in B (Krawczyk 1969, Moore 1977);
+  rigorous ball arithmetic (python-flint's ``arb``, :func:`krawczyk`), lies
+  inside the interior of the box B: then F has exactly one zero in B
+  (Krawczyk 1969, Moore 1977);
 * every other requirement (nonzero gradients, phases of piecewise units,
-  labels, assumptions) is checked for every point of B by the same interval
-  evaluation, so it holds at the zero.
+  labels, assumptions) is checked for every point of B by the same ball
+  evaluation (:func:`interval_evaluation`, :func:`box_evaluation`), so it
+  holds at the zero.
 
 F and its Jacobian come from the exact reference network
-(:mod:`smtgrad.network`) run over forward-mode dual numbers, never from the
-encoder. Finding the box is numerical (Newton in high precision); only the
-interval test certifies.
+(:mod:`smtgrad.network`) run over forward-mode dual numbers (:class:`Dual`),
+never from the encoder. Finding the box is numerical (Newton on mpmath's
+``mp`` floats, untrusted); only the ball test certifies.
+
+Ball rules (python-flint ``arb``): every operation rounds outward, so a ball
+always contains the exact real result. A comparison is decided only when it
+is certain (:func:`interval_sign` gives -1/0/1, or None when the ball
+straddles or touches the threshold); a ball equals 0 only when it is the exact
+zero. A comparison that a ball cannot decide raises :class:`Ambiguous`, so the
+reference pass never silently picks a branch. Computations run at the
+precision of a ``flint.ctx.workprec`` block; arithmetic done later on the
+returned balls runs at the caller's precision (still rigorous, possibly wider).
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smtgrad.network import (
+    Evaluation,
     InexactValue,
     Parameters,
     SmoothFunctions,
@@ -39,6 +52,11 @@ from smtgrad.network import (
     with_entry,
 )
 from smtgrad.spec import LossKind, Spec, TargetKind, entries
+
+if TYPE_CHECKING:
+    from flint import arb
+
+    from smtgrad.witness import Witness
 
 #: Significant digits of the printed box bounds (the contract asks for at least 30).
 DIGITS = 40
@@ -50,15 +68,65 @@ class Ambiguous(InexactValue):
     """A comparison that an interval cannot decide (the box straddles the threshold)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Enclosure:
-    """A real number known to lie in [lo, hi] (rational bounds); printed as "[lo, hi]"."""
+    """A real number known to lie in [lo, hi] (rational bounds); printed as "[lo, hi]".
+
+    Two enclosures are equal when they are the same box. Against an exact number
+    (Fraction or int) a comparison is answered only when every point of the box
+    gives the same answer, and raises :class:`Ambiguous` otherwise; an order
+    between two boxes is decided the same way.
+    """
 
     lo: Fraction
     hi: Fraction
 
     def __str__(self) -> str:
         return f"[{_decimal(self.lo)}, {_decimal(self.hi)}]"
+
+    def _versus(self, other: object) -> int | None:
+        """Sign of x - y, the same for every x in this box and y in ``other``, or None."""
+        if isinstance(other, Enclosure):
+            low, high = self.lo - other.hi, self.hi - other.lo
+        elif isinstance(other, Fraction | int) and not isinstance(other, bool):
+            low, high = self.lo - other, self.hi - other
+        else:
+            raise TypeError(f"cannot compare an enclosure with {type(other).__name__}")
+        if low > 0:
+            return 1
+        if high < 0:
+            return -1
+        if low == high == 0:
+            return 0
+        return None
+
+    def _decided(self, other: object) -> int:
+        sign = self._versus(other)
+        if sign is None:
+            raise Ambiguous(f"cannot compare the enclosure {self} with {other}")
+        return sign
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Enclosure):
+            return (self.lo, self.hi) == (other.lo, other.hi)
+        if isinstance(other, Fraction | int) and not isinstance(other, bool):
+            return self._decided(other) == 0
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((Enclosure, self.lo, self.hi))
+
+    def __lt__(self, other: object) -> bool:
+        return self._decided(other) < 0
+
+    def __le__(self, other: object) -> bool:
+        return self._decided(other) <= 0
+
+    def __gt__(self, other: object) -> bool:
+        return self._decided(other) > 0
+
+    def __ge__(self, other: object) -> bool:
+        return self._decided(other) >= 0
 
 
 def _decimal(value: Fraction) -> str:
@@ -98,11 +166,188 @@ def parse_enclosure(text: str) -> Enclosure | None:
 
 
 # ----------------------------------------------------------------------------------------
-# Forward-mode dual numbers over mpmath points or intervals.
+# Rigorous balls (python-flint arb) and signs.
+
+
+def _is_ball(value: object) -> bool:
+    """True for a python-flint ``arb`` (no ball exists before flint is imported)."""
+    flint = sys.modules.get("flint")
+    return flint is not None and isinstance(value, flint.arb)
+
+
+class ArbContext:
+    """The scalar context of :class:`Dual` over python-flint ``arb`` balls.
+
+    It offers what the dual-number code asks of a context (``mpf``, ``exp``,
+    ``log``) plus exact entry points for rationals (:meth:`rational`) and boxes
+    (:meth:`ball`). Every ball contains the exact value; the working precision
+    is the one of the enclosing ``flint.ctx.workprec`` block.
+    """
+
+    def __init__(self) -> None:
+        import flint  # lazily: exact runs never need it
+
+        self._arb = flint.arb
+        self._fmpq = flint.fmpq
+
+    def rational(self, value: Fraction | int) -> arb:
+        """A ball containing the exact rational ``value`` (exact when it is dyadic)."""
+        value = Fraction(value)
+        if value.denominator == 1:
+            return self._arb(value.numerator)
+        return self._arb(self._fmpq(value.numerator, value.denominator))
+
+    def ball(self, lo: Fraction | int, hi: Fraction | int) -> arb:
+        """A ball containing every real of [lo, hi] (rational endpoints, rounded outward)."""
+        if lo > hi:
+            raise ValueError(f"empty box [{lo}, {hi}]")
+        return self.rational(lo).union(self.rational(hi))
+
+    def mpf(self, value: Any) -> arb:
+        """``value`` (a ball, an int or a Fraction) as a ball."""
+        if isinstance(value, self._arb):
+            return value
+        if isinstance(value, Fraction | int) and not isinstance(value, bool):
+            return self.rational(value)
+        raise TypeError(f"cannot make a ball of {type(value).__name__}")
+
+    def exp(self, value: Any) -> arb:
+        return self.mpf(value).exp()
+
+    def log(self, value: Any) -> arb:
+        return self.mpf(value).log()
+
+
+def _exact_fraction(value: arb) -> Fraction:
+    """The exact rational value of an exact, finite ball (a midpoint or a radius)."""
+    mantissa, exponent = (int(part) for part in value.man_exp())
+    if exponent >= 0:
+        return Fraction(mantissa << exponent)
+    return Fraction(mantissa, 1 << -exponent)
+
+
+def ball_bounds(value: arb) -> tuple[Fraction, Fraction]:
+    """Exact rationals lo <= x <= hi for every point x of a finite ball (mid -+ rad)."""
+    if not value.is_finite():
+        raise InexactValue(f"the ball {value} is not finite")
+    middle, radius = _exact_fraction(value.mid()), _exact_fraction(value.rad())
+    return middle - radius, middle + radius
+
+
+def _sign(value: Any) -> int | None:
+    """Sign of a ball, an exact number or an mpmath point: -1, 0, 1, or None (undecided).
+
+    A ball is positive (negative) only when every point is, and 0 only when it is
+    the exact zero; a ball that straddles or touches 0, or is not finite, gives None.
+    """
+    if _is_ball(value):
+        if value > 0:
+            return 1
+        if value < 0:
+            return -1
+        if value.is_zero():
+            return 0
+        return None
+    return int((value > 0) - (value < 0))
+
+
+def _difference_sign(a: Any, b: Any) -> int | None:
+    """Sign of a - b for two values of one context; balls are compared without rounding."""
+    if _is_ball(a) and _is_ball(b):
+        if a > b:
+            return 1
+        if a < b:
+            return -1
+        if a.is_exact() and b.is_exact() and a == b:
+            return 0
+        return None
+    return _sign(a - b)
+
+
+def interval_sign(value: object) -> int | None:
+    """The certain sign of an entry of a ball evaluation: -1, 0, 1, or None if undecided.
+
+    ``value`` is a :class:`Dual` (its arb value), an ``arb``, an exact Fraction or
+    int, or an exact number with ``to_arb()`` (enclosed at 256 bits). None when a
+    ball contains 0 without being the exact zero, or for a dual over untrusted
+    floating point (mpmath ``mp``); TypeError for other types.
+    """
+    if isinstance(value, Fraction | int) and not isinstance(value, bool):
+        return (value > 0) - (value < 0)
+    inner: Any = value.value if isinstance(value, Dual) else value
+    if not isinstance(inner, Dual) and not _is_ball(inner) and hasattr(inner, "to_arb"):
+        import flint
+
+        with flint.ctx.workprec(256):
+            inner = inner.to_arb()
+    if _is_ball(inner):
+        return _sign(inner)
+    if isinstance(inner, Fraction | int) and not isinstance(inner, bool):
+        return (inner > 0) - (inner < 0)
+    if isinstance(value, Dual):
+        return None  # a floating-point dual proves nothing
+    raise TypeError(f"no rigorous sign for {type(value).__name__}")
+
+
+def _to_fraction(value: Any) -> Fraction:
+    """An mpmath point (an exact binary float) as a Fraction."""
+    import mpmath
+
+    p, q = mpmath.libmp.to_rational(value._mpf_)
+    return Fraction(int(p), int(q))
+
+
+def interval_text(value: Any) -> str:
+    """"[lo, hi]" of an arb ball or an mpmath point, outward-rounded to DIGITS digits.
+
+    The printed lo is at most, and hi at least, every point of the ball; a ball that
+    is not finite prints as "[-inf, inf]".
+    """
+    if _is_ball(value):
+        if not value.is_finite():
+            return "[-inf, inf]"
+        lo, hi = ball_bounds(value)
+    elif isinstance(value, Fraction | int):
+        lo = hi = Fraction(value)
+    else:
+        import mpmath
+
+        lo = hi = _to_fraction(mpmath.mpf(value))
+    return str(Enclosure(_round(lo, down=True), _round(hi, down=False)))
+
+
+def _round(value: Fraction, down: bool) -> Fraction:
+    """A decimal with DIGITS significant digits below (or above) ``value``."""
+    if value == 0:
+        return value
+    exponent = len(str(abs(value.numerator))) - len(str(value.denominator))
+    scale = Fraction(10) ** (DIGITS - exponent)
+    scaled = value * scale
+    whole = scaled.numerator // scaled.denominator
+    if not down and whole != scaled:
+        whole += 1
+    return Fraction(whole) / scale
+
+
+def _rational(ctx: Any, value: Fraction | int) -> Any:
+    """An exact rational in ``ctx``: a rigorous ball (ArbContext), or a rounded mp float."""
+    if isinstance(ctx, ArbContext):
+        return ctx.rational(value)
+    value = Fraction(value)
+    return ctx.mpf(value.numerator) / value.denominator
+
+
+# ----------------------------------------------------------------------------------------
+# Forward-mode dual numbers over mpmath points or arb balls.
 
 
 class Dual:
-    """A value with its derivatives with respect to the n unknowns."""
+    """A value with its derivatives with respect to the n unknowns.
+
+    ``ctx`` is :class:`ArbContext` (balls: rigorous) or mpmath's ``mp`` (points:
+    Newton only). Comparisons are decided by :func:`_difference_sign` and raise
+    :class:`Ambiguous` when a ball cannot decide them.
+    """
 
     __slots__ = ("ctx", "grad", "value")
 
@@ -131,8 +376,7 @@ class Dual:
                 return self._padded(len(other.grad)), other
             raise ValueError("dual numbers over different unknowns")
         if isinstance(other, Fraction | int) and not isinstance(other, bool):
-            value = Fraction(other)
-            constant = Dual(self.ctx, self.ctx.mpf(value.numerator) / value.denominator, ())
+            constant = Dual(self.ctx, _rational(self.ctx, other), ())
             return self, constant._padded(len(self.grad))
         return None
 
@@ -179,8 +423,8 @@ class Dual:
         if pair is None:
             return NotImplemented
         a, b = pair
-        if _sign(b.value - 0) == 0:
-            raise Ambiguous("division by an interval that may contain zero")
+        if _sign(b.value) in (0, None):
+            raise Ambiguous(f"division by {b}, which may be zero")
         quotient = a.value / b.value
         return Dual(self.ctx, quotient, tuple((x - quotient * y) / b.value
                                               for x, y in zip(a.grad, b.grad, strict=True)))
@@ -197,7 +441,7 @@ class Dual:
         if pair is None:
             raise TypeError(f"cannot compare with {type(other).__name__}")
         a, b = pair
-        return _sign(a.value - b.value)
+        return _difference_sign(a.value, b.value)
 
     def __lt__(self, other: object) -> bool:
         return self._certain(other) < 0
@@ -229,62 +473,11 @@ class Dual:
         return interval_text(self.value)
 
 
-def _sign(value: Any) -> int | None:
-    """Sign of a point or interval: -1, 0, 1, or None when an interval straddles zero."""
-    if hasattr(value, "a"):
-        if value.a > 0:
-            return 1
-        if value.b < 0:
-            return -1
-        if value.a == 0 and value.b == 0:
-            return 0
-        return None
-    return int((value > 0) - (value < 0))
-
-
-def _to_fraction(value: Any) -> Fraction:
-    import mpmath
-
-    p, q = mpmath.libmp.to_rational(value._mpf_)
-    return Fraction(int(p), int(q))
-
-
-def interval_text(value: Any) -> str:
-    """"[lo, hi]" of an mpmath interval or point, outward-rounded to DIGITS digits."""
-    import mpmath
-
-    if hasattr(value, "_mpi_"):
-        low, high = value._mpi_
-        lo = Fraction(*map(int, mpmath.libmp.to_rational(low)))
-        hi = Fraction(*map(int, mpmath.libmp.to_rational(high)))
-    else:
-        lo = hi = _to_fraction(mpmath.mpf(value))
-    return str(Enclosure(_round(lo, down=True), _round(hi, down=False)))
-
-
-def _round(value: Fraction, down: bool) -> Fraction:
-    """A decimal with DIGITS significant digits below (or above) ``value``."""
-    if value == 0:
-        return value
-    exponent = len(str(abs(value.numerator))) - len(str(value.denominator))
-    scale = Fraction(10) ** (DIGITS - exponent)
-    scaled = value * scale
-    whole = scaled.numerator // scaled.denominator
-    if not down and whole != scaled:
-        whole += 1
-    return Fraction(whole) / scale
-
-
 class DualFunctions(SmoothFunctions):
-    """sigmoid, tanh, softmax and -log over dual numbers (points or intervals)."""
+    """sigmoid, tanh, softmax and -log over dual numbers (mp points or arb balls)."""
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
-
-    def _lift(self, x: Any) -> Dual:
-        if isinstance(x, Dual):
-            return x
-        raise InexactValue(f"unexpected value {x!r}")
 
     def sigmoid(self, x: Any) -> Any:
         if not isinstance(x, Dual):
@@ -318,15 +511,15 @@ class DualFunctions(SmoothFunctions):
         if not isinstance(p, Dual):
             p = _constant(self.ctx, p, 0)
         if _sign(p.value) != 1:
-            raise Ambiguous("log of a value that may not be positive")
+            raise Ambiguous(f"log of {p}, which may not be positive")
         return Dual(self.ctx, -self.ctx.log(p.value), tuple(-g / p.value for g in p.grad))
 
 
 def _constant(ctx: Any, value: Any, size: int) -> Dual:
-    value = Fraction(value)
+    """A constant (exact number or context value) as a dual over ``size`` unknowns."""
     zero = ctx.mpf(0)
-    return Dual(ctx, ctx.mpf(value.numerator) / value.denominator, tuple(zero for _ in
-                                                                         range(size)))
+    scalar = _rational(ctx, value) if isinstance(value, Fraction | int) else ctx.mpf(value)
+    return Dual(ctx, scalar, tuple(zero for _ in range(size)))
 
 
 # ----------------------------------------------------------------------------------------
@@ -400,16 +593,21 @@ def equations(spec: Spec) -> list[Coordinate]:
     return [c for c in coordinates if c not in implied]
 
 
+def _variables(ctx: Any, unknowns: Sequence[Coordinate], values: Sequence[Any]
+               ) -> dict[Coordinate, Dual]:
+    """The unknowns as duals with unit derivatives (over mp points or arb balls)."""
+    size = len(unknowns)
+    zero, one = ctx.mpf(0), ctx.mpf(1)
+    return {coordinate: Dual(ctx, value, tuple(one if k == position else zero
+                                               for k in range(size)))
+            for position, (coordinate, value) in enumerate(zip(unknowns, values, strict=True))}
+
+
 def _system(spec: Spec, point: Point, unknowns: Sequence[Coordinate], ctx: Any,
             values: Sequence[Any]) -> tuple[list[Any], list[tuple[Any, ...]], Any]:
     """F (the zero-query gradient entries) and its Jacobian at the given unknown values."""
     size = len(unknowns)
-    zero = ctx.mpf(0)
-    duals = {}
-    for position, (coordinate, value) in enumerate(zip(unknowns, values, strict=True)):
-        grad = tuple(ctx.mpf(1) if k == position else zero for k in range(size))
-        duals[coordinate] = Dual(ctx, value, grad)
-    assigned = point.with_values(duals)
+    assigned = point.with_values(dict(_variables(ctx, unknowns, values)))
     evaluation = evaluate(spec.network, spec.loss, spec.conventions, assigned.parameters,
                           assigned.inputs, assigned.targets, DualFunctions(ctx))
     f_values, jacobian = [], []
@@ -423,77 +621,148 @@ def _system(spec: Spec, point: Point, unknowns: Sequence[Coordinate], ctx: Any,
 
 
 # ----------------------------------------------------------------------------------------
-# The Krawczyk test.
+# The Krawczyk test and ball evaluations (python-flint arb: rigorous).
 
 
 def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
              box: Sequence[Enclosure], precision: int = 256) -> tuple[bool, str]:
-    """True when the Krawczyk operator maps the box into its interior (a unique zero inside)."""
-    import mpmath
+    """True when the Krawczyk operator maps the box into its interior (a unique zero inside).
+
+    K = c - Y F(c) + (I - Y F'(B)) (B - c) is enclosed in arb balls at ``precision``
+    bits, c the exact centre of the box B; Y is the inverse of the midpoint of F'(c)
+    (any matrix is sound). The box holds exactly one zero of F when K lies strictly
+    inside B, which is checked against B's exact rational bounds.
+    """
+    import flint
 
     count = len(equations(spec))
     if count != len(unknowns):
         return False, (f"{len(unknowns)} unknowns for {count} independent zero-gradient "
                        "equations; the enclosure needs a square system")
-    iv, mp = mpmath.iv, mpmath.mp
-    saved = iv.prec, mp.prec
-    iv.prec = mp.prec = precision
+    if not unknowns:
+        return False, "no unknowns: nothing to certify"
+    ctx = ArbContext()
+    n = len(unknowns)
     try:
-        n = len(unknowns)
-        box_iv = [iv.mpf([_iv_bound(b.lo), _iv_bound(b.hi)]) for b in box]
-        centre = [(b.lo + b.hi) / 2 for b in box]
-        centre_iv = [iv.mpf(c.numerator) / c.denominator for c in centre]
-        f_centre, _, _ = _system(spec, point, unknowns, iv, centre_iv)
-        _, jac_box, _ = _system(spec, point, unknowns, iv, box_iv)
-        # Approximate inverse of the Jacobian at the centre (any matrix is sound).
-        _, jac_centre, _ = _system(spec, point, unknowns, mp,
-                                   [mp.mpf(c.numerator) / c.denominator for c in centre])
-        y = mpmath.matrix([[mp.mpf(v) for v in row] for row in jac_centre]) ** -1
-        y_iv = [[iv.mpf(y[i, j]) for j in range(n)] for i in range(n)]
-        for i in range(n):
-            k_i = centre_iv[i] - sum((y_iv[i][j] * f_centre[j] for j in range(n)),
-                                     start=iv.mpf(0))
-            for j in range(n):
-                m_ij = (iv.mpf(1) if i == j else iv.mpf(0)) - sum(
-                    (y_iv[i][q] * jac_box[q][j] for q in range(n)), start=iv.mpf(0))
-                k_i = k_i + m_ij * (box_iv[j] - centre_iv[j])
-            if not (k_i.a > box_iv[i].a and k_i.b < box_iv[i].b):
-                return False, f"Krawczyk operator leaves the box in coordinate {i}"
+        with flint.ctx.workprec(precision):
+            point = _ball_point(ctx, spec, point)
+            centre = [(b.lo + b.hi) / 2 for b in box]
+            centre_balls = [ctx.rational(c) for c in centre]
+            f_centre, jac_centre, _ = _system(spec, point, unknowns, ctx, centre_balls)
+            _, jac_box, _ = _system(spec, point, unknowns, ctx,
+                                    [ctx.ball(b.lo, b.hi) for b in box])
+            middle = flint.arb_mat([[ctx.mpf(v).mid() for v in row] for row in jac_centre])
+            try:
+                y = middle.inv().mid()
+            except ZeroDivisionError:
+                return False, "the Jacobian at the centre of the box is singular"
+            identity = flint.arb_mat([[1 if i == j else 0 for j in range(n)]
+                                      for i in range(n)])
+            jacobian = flint.arb_mat([[ctx.mpf(v) for v in row] for row in jac_box])
+            offsets = flint.arb_mat([[ctx.ball(b.lo - c, b.hi - c)]
+                                     for b, c in zip(box, centre, strict=True)])
+            k = (flint.arb_mat([[c] for c in centre_balls])
+                 - y * flint.arb_mat([[ctx.mpf(v)] for v in f_centre])
+                 + (identity - y * jacobian) * offsets)
+            for i in range(n):
+                entry = k[i, 0]
+                if not entry.is_finite():
+                    return False, f"Krawczyk operator is unbounded in coordinate {i}"
+                lo, hi = ball_bounds(entry)
+                if not (box[i].lo < lo and hi < box[i].hi):
+                    return False, f"Krawczyk operator leaves the box in coordinate {i}"
         return True, "Krawczyk operator maps the box into its interior"
     except (ZeroDivisionError, InexactValue) as error:
-        return False, f"interval evaluation failed: {error}"
-    finally:
-        iv.prec, mp.prec = saved
-
-
-def _iv_bound(value: Fraction) -> Any:
-    import mpmath
-
-    return mpmath.iv.mpf(value.numerator) / value.denominator
+        return False, f"ball evaluation failed: {error}"
 
 
 def box_evaluation(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
                    box: Sequence[Enclosure], precision: int = 256) -> tuple[Point, Any]:
-    """The network evaluated over the whole box (dual intervals), and the assigned values."""
-    import mpmath
+    """The network evaluated over the whole box (dual arb balls), and the assigned values."""
+    import flint
 
-    iv = mpmath.iv
-    saved = iv.prec
-    iv.prec = precision
-    try:
-        size = len(unknowns)
-        zero = iv.mpf(0)
-        duals = {}
-        for position, (coordinate, bounds) in enumerate(zip(unknowns, box, strict=True)):
-            grad = tuple(iv.mpf(1) if k == position else zero for k in range(size))
-            duals[coordinate] = Dual(iv, iv.mpf([_iv_bound(bounds.lo), _iv_bound(bounds.hi)]),
-                                     grad)
-        assigned = point.with_values(duals)
+    ctx = ArbContext()
+    with flint.ctx.workprec(precision):
+        duals = _variables(ctx, unknowns, [ctx.ball(b.lo, b.hi) for b in box])
+        assigned = _ball_point(ctx, spec, point).with_values(dict(duals))
         evaluation = evaluate(spec.network, spec.loss, spec.conventions, assigned.parameters,
-                              assigned.inputs, assigned.targets, DualFunctions(iv))
-        return assigned, evaluation
-    finally:
-        iv.prec = saved
+                              assigned.inputs, assigned.targets, DualFunctions(ctx))
+    return assigned, evaluation
+
+
+def _enclose(ctx: ArbContext, value: Any) -> Any:
+    """A witness value as a ball: exact numbers, boxes, or closed forms with ``to_arb()``."""
+    if isinstance(value, Fraction | int) and not isinstance(value, bool):
+        return ctx.rational(value)
+    if isinstance(value, Enclosure):
+        return ctx.ball(value.lo, value.hi)
+    if _is_ball(value):
+        return value
+    to_arb = getattr(value, "to_arb", None)
+    if callable(to_arb):
+        ball = to_arb()
+        if not _is_ball(ball):
+            raise InexactValue(f"{type(value).__name__}.to_arb() returned "
+                               f"{type(ball).__name__}, not an arb ball")
+        return ball
+    raise InexactValue(f"cannot enclose the {type(value).__name__} value {value} in a ball")
+
+
+def _lifted(ctx: ArbContext, array: Any) -> Any:
+    """Nested tuples of witness values as constant arb duals (no derivatives)."""
+    if isinstance(array, tuple | list):
+        return tuple(_lifted(ctx, item) for item in array)
+    return Dual(ctx, _enclose(ctx, array), ())
+
+
+def _ball_point(ctx: ArbContext, spec: Spec, point: Point) -> Point:
+    """``point`` with every value that is not rational (boxes, closed forms with
+    ``to_arb()``) as a constant arb dual; rationals stay exact, class targets as given."""
+
+    def lift(array: Any) -> Any:
+        if isinstance(array, tuple | list):
+            return tuple(lift(item) for item in array)
+        if isinstance(array, Fraction | int | Dual):
+            return array
+        return Dual(ctx, _enclose(ctx, array), ())
+
+    targets = (point.targets if spec.loss.kind is LossKind.CROSS_ENTROPY
+               else lift(point.targets))
+    return Point(Parameters(lift(point.parameters.weights), lift(point.parameters.biases)),
+                 lift(point.inputs), targets)
+
+
+def interval_evaluation(spec: Spec, witness: Witness, precision: int = 256) -> Evaluation:
+    """The network over arb balls: every witness value lifted to a constant ball dual.
+
+    Parameters, inputs and targets may be Fractions, ints, :class:`Enclosure` boxes
+    or exact numbers with a ``to_arb()`` method (called at ``precision`` bits); class
+    targets (cross-entropy) stay exact indices. The loss, gradients, predictions and
+    residuals of the result are :class:`Dual` balls (or exact numbers), each
+    containing the exact value for every point of the boxes: read signs with
+    :func:`interval_sign`. A branch a ball cannot decide (a relu phase, a kink test, a
+    division or log near 0) raises :class:`Ambiguous`; a value that cannot be put in
+    a ball raises InexactValue.
+    """
+    import flint
+
+    ctx = ArbContext()
+    with flint.ctx.workprec(precision):
+        parameters = Parameters(
+            weights=tuple(_lifted(ctx, matrix) for matrix in witness.parameters.weights),
+            biases=tuple(_lifted(ctx, vector) for vector in witness.parameters.biases))
+        inputs = _lifted(ctx, witness.inputs)
+        targets: tuple[Any, ...]
+        if spec.loss.kind is LossKind.CROSS_ENTROPY:
+            for label in witness.targets:
+                if not isinstance(label, Fraction | int) or isinstance(label, bool):
+                    raise InexactValue(f"a class target must be an exact index, found "
+                                       f"{label}")
+            targets = tuple(witness.targets)
+        else:
+            targets = _lifted(ctx, witness.targets)
+        return evaluate(spec.network, spec.loss, spec.conventions, parameters, inputs,
+                        targets, DualFunctions(ctx))
 
 
 # ----------------------------------------------------------------------------------------

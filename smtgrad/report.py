@@ -86,7 +86,7 @@ def result_json(result: Result) -> dict[str, Any]:
         data.update(evaluation_json(result.evaluation, result.spec if enclosed else None))
         if enclosed:
             data["enclosure"] = {
-                "test": "Krawczyk operator maps the box into its interior (mpmath interval "
+                "test": "Krawczyk operator maps the box into its interior (python-flint arb ball "
                         "arithmetic): the zero-gradient equations have exactly one solution "
                         "in the box, and every other requirement holds on the whole box",
                 "equations": [f"{name}[{_index(index)}]"
