@@ -53,6 +53,9 @@ Number = int | Fraction
 #: Draws with integer parameters before half-integers are allowed too.
 INTEGER_DRAWS = 10
 
+#: The first draw that may be degenerate (zero weights, repeated inputs), for non-generic specs.
+DEGENERATE_FROM = 20
+
 #: Input redraws per parameter draw until the first layer straddles its kinks.
 STRADDLE_TRIES = 8
 
@@ -147,19 +150,21 @@ class _Sampler:
             values.append(drawn - magnitude)
         return values
 
-    def parameters(self, magnitude: int, halves: bool) -> Parameters:
+    def parameters(self, magnitude: int, halves: bool, zeros: bool = False) -> Parameters:
+        """Small parameters; weights are nonzero unless ``zeros`` (a degenerate draw)."""
         weights, biases = [], []
         fixed = self.spec.fixed
         for name, shape in self.shapes.items():
-            nonzero = name[0] == "W"
+            is_weight = name[0] == "W"
+            nonzero = is_weight and not zeros
             values: Sequence[Number]
             if halves or name in fixed:
                 values = [self._value(name, index, magnitude, nonzero, halves)
                           for index in entries(shape)]
             else:
-                values = self.integers(shape[0] * (shape[1] if nonzero else 1), magnitude,
+                values = self.integers(shape[0] * (shape[1] if is_weight else 1), magnitude,
                                        nonzero)
-            if nonzero:
+            if is_weight:
                 columns = shape[1]
                 weights.append(tuple([tuple(values[j * columns:(j + 1) * columns])
                                       for j in range(shape[0])]))
@@ -175,8 +180,8 @@ class _Sampler:
         value: Number = integral_as_int(fixed)
         return value
 
-    def inputs(self, magnitude: int, avoid: Callable[[tuple[Number, ...]], bool] | None
-               ) -> tuple[tuple[Number, ...], ...]:
+    def inputs(self, magnitude: int, avoid: Callable[[tuple[Number, ...]], bool] | None,
+               repeats: bool = False) -> tuple[tuple[Number, ...], ...]:
         """Distinct input rows; a row on a kink (``avoid``) is redrawn, not the whole batch."""
         spec = self.spec
         width = spec.network.inputs
@@ -193,7 +198,7 @@ class _Sampler:
                 else:
                     row = tuple([self._input((m, i), spread, denominator)
                                  for i in range(width)])
-                if row not in seen and (avoid is None or not avoid(row)):
+                if (repeats or row not in seen) and (avoid is None or not avoid(row)):
                     break
             seen.add(row)
             rows.append(row)
@@ -329,8 +334,61 @@ def _integer_nullspace(rows: Sequence[Sequence[int]], columns: int) -> list[list
     return basis
 
 
+def _one_log_nullspace(rows: Sequence[Sequence[Any]], columns: int) -> list[list[Any]]:
+    """Null-space vectors with entries in Q[ln p], when the rows live in Q[ln p] for one
+    prime p and have no rational null vector (fixed values such as ``log(2)``).
+
+    With t = ln p transcendental, Q[t] is a polynomial ring and exact linear algebra over
+    its field of fractions Q(t) is sound: a vector of polynomials in t annihilates the
+    rows as polynomials, hence at t = ln p. Denominators are cleared, so every entry is
+    a polynomial in ln p (a :class:`~smtgrad.lognum.LogNumber`). Empty when the rows mix
+    primes or hold only rationals.
+    """
+    from smtgrad.lognum import LogNumber
+
+    primes = {prime for row in rows for value in row if type(value) not in _RATIONAL
+              for prime in value.primes}
+    if len(primes) != 1:
+        return []
+    (prime,) = primes
+    import sympy  # lazily: only specs with closed-form fixed values come here
+    from sympy.polys.matrices import DomainMatrix
+
+    t = sympy.Symbol("t")
+    field = sympy.QQ.frac_field(t)
+
+    def polynomial(value: Any) -> Any:
+        if type(value) in _RATIONAL:
+            return field.from_sympy(sympy.Rational(value.numerator, value.denominator)
+                                    if isinstance(value, Fraction) else sympy.Integer(value))
+        expression = sympy.Integer(0)
+        for monomial, coefficient in value.terms.items():
+            power = monomial[0][1] if monomial else 0
+            expression += sympy.Rational(coefficient.numerator, coefficient.denominator) \
+                * t ** power
+        return field.from_sympy(expression)
+
+    matrix = DomainMatrix([[polynomial(v) for v in row] for row in rows],
+                          (len(rows), columns), field)
+    result = []
+    for vector in matrix.nullspace().to_Matrix().tolist():
+        common = sympy.lcm([sympy.fraction(sympy.together(v))[1] for v in vector])
+        entries = []
+        for v in vector:
+            poly = sympy.Poly(sympy.cancel(v * common), t)
+            terms: dict[Any, Fraction] = {
+                (((prime, int(power[0])),) if power[0] else ()): Fraction(int(c.p), int(c.q))
+                for power, c in poly.terms()}
+            entries.append(LogNumber.from_terms(terms) if any(terms) else
+                           terms.get((), Fraction(0)))
+        result.append(entries)
+    return result
+
+
 def _integral(vector: list[Any]) -> list[Any]:
     """The vector scaled by the common denominator of its entries (ints stay ints)."""
+    if not all(type(v) in _RATIONAL for v in vector):
+        return vector  # closed forms: already denominator-free polynomials
     scale = lcm(*(v.denominator for v in vector)) if vector else 1
     return [v * scale for v in vector] if scale != 1 else vector
 
@@ -458,7 +516,11 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
             return None
         magnitude = 2 + attempt // 20
         # Integers first (pure int arithmetic, several times faster), then half-integers.
-        plain = sampler.parameters(magnitude, halves=attempt >= INTEGER_DRAWS)
+        # Without `generic`, every third draw from DEGENERATE_FROM on may hold zero weights
+        # and repeated inputs: such points are witnesses too, and some specs have no other.
+        degenerate = not spec.generic and attempt >= DEGENERATE_FROM and attempt % 3 == 2
+        plain = sampler.parameters(magnitude, halves=attempt >= INTEGER_DRAWS,
+                                   zeros=degenerate)
         passes: dict[tuple[Number, ...], _Pass] = {}  # the forward passes `avoid` made
         avoid = None
         if spec.generic:
@@ -467,11 +529,11 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
                 passes[row] = run = _forward(network, plain, row)
                 return run.on_kink(network)
 
-        inputs = sampler.inputs(magnitude, avoid)
+        inputs = sampler.inputs(magnitude, avoid, degenerate)
         for _ in range(STRADDLE_TRIES):
             if _straddles(spec, plain, inputs):
                 break
-            inputs = sampler.inputs(magnitude, avoid)
+            inputs = sampler.inputs(magnitude, avoid, degenerate)
         runs = [passes.get(row) or _forward(network, plain, row) for row in inputs]
         # A column per (sample m, output k), m-major.
         features = [_features(spec, plain, run, k, plan) for run in runs for k in range(outputs)]
@@ -479,11 +541,18 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
         count = len(features)
         basis = _nullspace(rows[:plan.zero], count)
         if not basis:
+            basis = _one_log_nullspace(rows[:plan.zero], count)
+        if not basis:
             continue
         # With a one-dimensional null space every residual is a multiple of one vector.
         for trial in range(1 if len(basis) == 1 else 6):
             if trial == 0 and len(basis) == 1:
                 residual = _integral(basis[0])
+            elif not all(type(v) in _RATIONAL for v in basis[0]):
+                weights = [sampler.randint(-3, 3) for _ in basis]
+                residual = [sum((w * vector[c] for w, vector in zip(weights, basis,
+                                                                     strict=True)), start=0)
+                            for c in range(count)]
             else:
                 weights = [sampler.randint(-3, 3) for _ in basis]
                 residual = _integral([sum(w * vector[c] for w, vector in zip(weights, basis,

@@ -43,7 +43,7 @@ from smtgrad.spec import Activation, LossKind, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
 #: Small values the biased draws pick from (zero among them unless the spec is generic).
-POOL = tuple(Fraction(v) for v in (0, 1, -1, 2, -2, 3, -3)) + (Fraction(1, 2), Fraction(-1, 2))
+POOL = (*(Fraction(v) for v in (0, 1, -1, 2, -2, 3, -3)), Fraction(1, 2), Fraction(-1, 2))
 
 
 #: Draws without zeros, repeats or deliberate kinks before the biased draws begin.
@@ -180,7 +180,8 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 400, seed:
     weight_name, bias_name = f"W{last}", f"b{last}"
     outputs, width = network.outputs, (network.layers[-2].units if last > 1 else network.inputs)
     # Unknowns: the free entries of the output layer, in a fixed order.
-    unknowns = [(weight_name, (k, j)) for k in range(outputs) for j in range(width)]
+    unknowns: list[tuple[str, tuple[int, ...]]] = [
+        (weight_name, (k, j)) for k in range(outputs) for j in range(width)]
     unknowns += [(bias_name, (k,)) for k in range(outputs)]
     free = [c for c in unknowns if spec.fixed_value(*c) is None]
     position = {c: n for n, c in enumerate(free)}
@@ -215,7 +216,8 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 400, seed:
                 if factor == 0:
                     continue
                 # residual r[m, k] = sum_j W[k, j] a[j] + b[k] - y[m, k]
-                terms = [((weight_name, (k, j)), a[j]) for j in range(width)]
+                terms: list[tuple[tuple[str, tuple[int, ...]], Any]] = [
+                    ((weight_name, (k, j)), a[j]) for j in range(width)]
                 terms.append(((bias_name, (k,)), Fraction(1)))
                 for coordinate, coefficient in terms:
                     if coordinate in position:
@@ -245,8 +247,8 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 400, seed:
                     output_bias[index[0]] = value
             if spec.generic and any(v == 0 for r in output_weights for v in r):
                 continue
-            full = Parameters(params.weights[:-1] + (tuple(tuple(r) for r in output_weights),),
-                              params.biases[:-1] + (tuple(output_bias),))
+            full = Parameters((*params.weights[:-1], tuple(tuple(r) for r in output_weights)),
+                              (*params.biases[:-1], tuple(output_bias)))
             witness = Witness(full, inputs, tuple(tuple(row) for row in targets))
             if accept is None or accept(witness):
                 return witness

@@ -27,6 +27,8 @@ naming the requirement and why.
 
 from __future__ import annotations
 
+import contextlib
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -37,18 +39,11 @@ from typing import Any
 from smtgrad.enclosure import (
     Enclosure,
     Point,
+    interval_evaluation,
+    interval_sign,
     krawczyk,
     zero_coordinates,
 )
-
-try:  # TEMPORARY while enclosure.py moves to arb
-    from smtgrad.enclosure import interval_evaluation, interval_sign
-except ImportError:
-    def interval_evaluation(spec: Any, witness: Any, precision: int = 256) -> Any:
-        raise InexactValue("interval evaluation unavailable")
-
-    def interval_sign(value: Any) -> int | None:
-        return None
 from smtgrad.expr import FractionAlgebra, Ref, evaluate_condition
 from smtgrad.lognum import LatticeFunctions
 from smtgrad.network import Evaluation, InexactValue, SmoothFunctions, entry_at, evaluate
@@ -123,6 +118,14 @@ def enclosed_coordinates(witness: Witness) -> list[tuple[str, tuple[int, ...]]]:
     return sorted(found)
 
 
+def _is_binary(y: Any) -> bool:
+    return bool(y == 0 or y == 1)
+
+
+def _in_unit_interval(y: Any) -> bool:
+    return bool(0 <= y <= 1)
+
+
 def _exact_sign(value: Any) -> int | None:
     """-1, 0 or 1 for an exact value; None when it cannot be decided exactly."""
     try:
@@ -153,10 +156,11 @@ class _Checker:
         self.failures: list[str] = []
         self.undecided: list[str] = []
 
-    def decide(self, holds: Callable[[], bool], what: str, failure: str) -> None:
-        """Record ``failure`` when ``holds()`` is False, and ``what`` when it cannot tell."""
+    def decide(self, holds: Callable[..., object], args: tuple[Any, ...], what: str,
+               failure: str) -> None:
+        """Record ``failure`` when ``holds(*args)`` is false, ``what`` when it cannot tell."""
         try:
-            if not holds():
+            if not holds(*args):
                 self.failures.append(failure)
         except InexactValue as error:
             self.undecided.append(f"{what}: {error}")
@@ -178,12 +182,11 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
     certified = False
     try:
         if not enclosed:
-            try:
+            # Not a closed form (InexactValue): ball arithmetic decides what it can.
+            with contextlib.suppress(InexactValue):
                 evaluation = evaluate(network, spec.loss, spec.conventions, witness.parameters,
                                       witness.inputs, witness.targets,
                                       smooth or LatticeFunctions(None))
-            except InexactValue:
-                pass  # not a closed form: ball arithmetic decides what it can
         else:
             centre = {c: (entry_at(witness.block(c[0]), c[1]).lo
                           + entry_at(witness.block(c[0]), c[1]).hi) / 2 for c in enclosed}
@@ -231,7 +234,7 @@ def _requirements(checker: _Checker, evaluation: Evaluation | None,
                 checker.failures.append(f"fixed {_label(name, index)} = {wanted}, but the "
                                         "witness has no such entry")
                 continue
-            checker.decide(lambda a=actual, w=wanted: bool(a == w),
+            checker.decide(operator.eq, (actual, wanted),
                            f"fixed {_label(name, index)}",
                            f"fixed {_label(name, index)} = {wanted}, witness has {actual}")
 
@@ -241,10 +244,10 @@ def _requirements(checker: _Checker, evaluation: Evaluation | None,
         values = row if isinstance(row, tuple) else (row,)
         for k, y in enumerate(values):
             if spec.targets is TargetKind.BINARY:
-                checker.decide(lambda y=y: bool(y == 0 or y == 1), f"Y[{m},{k}]",
+                checker.decide(_is_binary, (y,), f"Y[{m},{k}]",
                                f"Y[{m},{k}] = {y} is not a binary label")
             else:
-                checker.decide(lambda y=y: bool(0 <= y <= 1), f"Y[{m},{k}]",
+                checker.decide(_in_unit_interval, (y,), f"Y[{m},{k}]",
                                f"Y[{m},{k}] = {y} is outside [0, 1]")
 
     # Genericity of the witness's own values.
@@ -253,12 +256,13 @@ def _requirements(checker: _Checker, evaluation: Evaluation | None,
             name = f"W{layer_index + 1}"
             for index in entries(shapes[name]):
                 value = entry_at(witness.parameters.block(name), index)
-                checker.decide(lambda v=value: bool(v != 0), f"generic: {_label(name, index)}",
+                checker.decide(operator.ne, (value, 0), f"generic: {_label(name, index)}",
                                f"generic: {_label(name, index)} is zero")
         for m in range(samples):
             for n in range(m):
-                if tuple(witness.inputs[m]) == tuple(witness.inputs[n]):
-                    checker.failures.append(f"generic: inputs of samples {n} and {m} are equal")
+                checker.decide(operator.ne, (tuple(witness.inputs[m]), tuple(witness.inputs[n])),
+                               f"generic: inputs of samples {n} and {m}",
+                    f"generic: inputs of samples {n} and {m} are equal")
 
     if evaluation is None:
         return

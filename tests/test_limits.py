@@ -309,7 +309,7 @@ network:
   inputs: 2
   layers:
     - {units: 2, activation: relu}
-    - {units: 1, activation: linear}
+    - {units: 1, activation: leaky_relu}
 loss: mse
 fixed:
   Y: [1, -1, 2, 0]
@@ -434,7 +434,8 @@ def test_same_witness_in_fresh_processes(name: str, extra: tuple[str, ...]) -> N
 
 
 def test_same_witness_through_the_smt_path(tmp_path: Path) -> None:
-    """Fixed targets keep the rank fast path out: the witness comes from z3's model."""
+    """Fixed targets keep the rank fast path out, and a nonlinear output layer the
+    output-layer solve: the witness comes from z3's model."""
     spec = _write(tmp_path, SMT_PATH_SPEC, "smt.yaml")
     first = _witness_bytes(spec)
     assert b"z3" in first

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SPECS
 
 from smtgrad.cli import app
 from smtgrad.engine import SolveOptions, solve
 from smtgrad.spec import SpecError, Verdict, load_spec, parse_spec
 from smtgrad.verify import Status, verify
 from smtgrad.witness import fixed_witness
-
-from conftest import SPECS
 
 #: A fully fixed 1-1-1 ReLU net on three samples. Every gradient is computable by hand:
 #: u = x, a = x, yhat = x, r = x (targets 0), so dL/db2 = (2/3) * (1 + 2 + 3) = 4 != 0.
@@ -141,7 +140,7 @@ def test_label_targets_with_mse_find_a_witness(targets: str) -> None:
     # Mutating a label out of its kind is refuted.
     witness = result.witness
     bad = type(witness)(witness.parameters, witness.inputs,
-                        ((Fraction(2),),) + witness.targets[1:])
+                        ((Fraction(2),), *witness.targets[1:]))
     assert verify(result.spec, bad).status is Status.FAILS
 
 
@@ -173,3 +172,48 @@ def test_check_exit_codes_hold_fail(write_spec: Callable[..., Path],
     wrong = dict(hand, Y=[["-2"], ["2"], ["1"]])
     failed = _check(runner, spec, write_json(wrong))
     assert failed.exit_code == 1 and json.loads(failed.output)["holds"] is False
+
+
+# -- closed-form fixed values ----------------------------------------------------------------
+
+RELU_LOG = """\
+network:
+  inputs: 1
+  layers:
+    - {units: 1, activation: relu}
+    - {units: 1, activation: linear}
+loss: mse
+samples: 3
+query:
+  zero: [W2, b2]
+  nonzero: [W1, b1]
+fixed:
+  W1: [["log(2)"]]
+"""
+
+
+def test_a_log_fixed_weight_on_a_relu_net_is_solved_exactly(
+        write_spec: Callable[..., Path], write_json: Callable[..., Path], runner: Any) -> None:
+    """The old bug: a TypeError (exit 4). With W1 = ln 2 every rational residual vector
+    fails; the residuals live in Q[ln 2]."""
+    path = write_spec(RELU_LOG)
+    solved = runner.invoke(app, ["solve", str(path), "--format", "json"])
+    assert solved.exit_code == 0, solved.output
+    data = json.loads(solved.output)
+    assert data["certificate"] == "exact" and "log(2)" in json.dumps(data["witness"]["Y"])
+    assert _check(runner, path, write_json(data)).exit_code == 0
+    # Mutate one target by ln 2: the zero gradients are refuted exactly.
+    witness = data["witness"]
+    witness["Y"][0] = [f"{witness['Y'][0][0]} + log(2)"]
+    refuted = _check(runner, path, write_json(witness))
+    assert refuted.exit_code == 1, refuted.output
+
+
+@pytest.mark.parametrize("bias", ["log(1/2)", "log(7)"])
+def test_a_log_fixed_bias_on_a_sigmoid_net_is_not_an_internal_error(
+        bias: str, write_spec: Callable[..., Path], runner: Any) -> None:
+    text = RELU_LOG.replace("relu", "sigmoid").replace('W1: [["log(2)"]]', f'b1: ["{bias}"]')
+    result = runner.invoke(app, ["solve", str(write_spec(text)), "--timeout", "20"])
+    assert result.exit_code in (0, 3), result.output
+    if result.exit_code == 0:
+        assert "certificate: exact" in result.output

@@ -102,7 +102,7 @@ CASES: list[tuple[str, str | bytes, str, str]] = [
     ("assume-attribute", VALID + "assume: ['W1.T > 0']\n", "assume[0]", "W1.T"),
     ("assume-unknown-name", VALID + "assume: ['theta > 0']\n", "assume[0]", "theta"),
     ("assume-sample-index", edit("samples: 3", "samples: {min: 2, max: 4}") +
-     "assume: ['X[2] > 0']\n", "assume[0]", "sample 2"),
+     "assume: ['X[4] > 0']\n", "assume[0]", "sample 4"),
     ("assume-not-text", VALID + "assume: [[1, 2]]\n", "assume[0]", "text"),
     ("duplicate-key", VALID + "loss: mse\n", "", "duplicate key 'loss'"),
     ("conventions-two", VALID + "conventions: {relu_grad_at_zero: 2}\n",
