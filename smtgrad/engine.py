@@ -330,7 +330,7 @@ class _Engine:
             return _Outcome(Verdict.SAT, method, solver, witness=candidate, verification=check)
         if check.status is Status.FAILS:
             return _Outcome(Verdict.UNSAT, method, solver, reason=(
-                f"every value is fixed, and the one candidate fails: "
+                "every value is fixed, and the one candidate fails: "
                 + "; ".join(check.failures[:5])))
         return _Outcome(Verdict.UNKNOWN, method, solver, reason=(
             "every value is fixed, but exact and ball arithmetic cannot decide: "
