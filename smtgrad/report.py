@@ -230,6 +230,22 @@ def render_result(result: Result) -> str:
     return buffer.getvalue()
 
 
+def _ball_valued(evaluation: Evaluation | None) -> bool:
+    """Whether the evaluation's gradients are balls (no exact evaluation was possible)."""
+    from smtgrad.enclosure import Dual
+
+    if evaluation is None:
+        return False
+    stack: list[Any] = list(evaluation.gradients.values())
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(item)
+        elif isinstance(item, Dual):
+            return True
+    return False
+
+
 def render_check(spec: Spec, witness: Witness, verification: Verification,
                  enclosed: bool = False) -> str:
     """A readable report of ``smtgrad check``."""
@@ -240,8 +256,11 @@ def render_check(spec: Spec, witness: Witness, verification: Verification,
         _tables(spec, witness, verification.evaluation, console,
                 certified=enclosed and verification.accepted)
     status = verification.status
-    if status is Status.HOLDS:
+    if status is Status.HOLDS and not _ball_valued(verification.evaluation):
         console.print("verdict: the witness satisfies the spec exactly")
+    elif status is Status.HOLDS:
+        console.print("verdict: the witness satisfies the spec (values without a closed "
+                      "form decided by rigorous arb ball arithmetic)")
     elif status is Status.FAILS:
         console.print("verdict: the witness does NOT satisfy the spec (a requirement is "
                       "refuted):")

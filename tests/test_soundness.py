@@ -217,3 +217,79 @@ def test_a_log_fixed_bias_on_a_sigmoid_net_is_not_an_internal_error(
     assert result.exit_code in (0, 3), result.output
     if result.exit_code == 0:
         assert "certificate: exact" in result.output
+
+
+# -- check: true witnesses that are not rational are not "does not hold" --------------------
+
+SIGMOID_NET = """\
+network:
+  inputs: 1
+  layers:
+    - {units: 1, activation: ACT}
+    - {units: 1, activation: linear}
+loss: mse
+samples: SAMPLES
+query:
+  QUERY
+"""
+
+
+def _net(act: str, samples: int, query: str) -> str:
+    return SIGMOID_NET.replace("ACT", act).replace("SAMPLES", str(samples)).replace(
+        "QUERY", query)
+
+
+def _witness(**blocks: Any) -> dict[str, Any]:
+    base = {"W1": [["1"]], "b1": ["0"], "W2": [["1"]], "b2": ["0"]}
+    base.update(blocks)
+    return base
+
+
+def test_check_decides_nonzero_by_balls_at_sigmoid_one(
+        write_spec: Callable[..., Path], write_json: Callable[..., Path], runner: Any) -> None:
+    """The old bug: 'exp(1) is not rational' made a true witness 'does NOT satisfy' (1)."""
+    witness = write_json(_witness(X=[["1"], ["2"]], Y=[["0"], ["1"]]))
+    nonzero = write_spec(_net("sigmoid", 2, "nonzero: [W1, b2]"))
+    held = _check(runner, nonzero, witness)
+    assert held.exit_code == 0, held.output
+    # The same witness with b2 required zero is refuted: its ball excludes 0.
+    zero = write_spec(_net("sigmoid", 2, "zero: [b2]"))
+    refuted = _check(runner, zero, witness)
+    assert refuted.exit_code == 1, refuted.output
+    assert json.loads(refuted.output)["failures"]
+
+
+def test_check_half_lattice_tanh_and_mixed_log_bases(
+        write_spec: Callable[..., Path], write_json: Callable[..., Path], runner: Any) -> None:
+    # tanh((1/2) ln 3) = 1/2 exactly: tanh needs exp(2x) rational, not exp(x).
+    tanh = write_spec(_net("tanh", 1, "zero: [b2]"))
+    exact = write_json(_witness(W1=[["log(3)/2"]], W2=[["2"]], X=[["1"]], Y=[["1"]]))
+    assert _check(runner, tanh, exact).exit_code == 0
+    off = write_json(_witness(W1=[["log(3)/2"]], W2=[["2"]], X=[["1"]], Y=[["1/2"]]))
+    assert _check(runner, tanh, off).exit_code == 1
+    # log(2) and log(3) in one witness: yhat = ln 2 + ln 3 = ln 6 = Y exactly.
+    relu = write_spec(_net("relu", 1, "zero: [b2]"))
+    mixed = write_json(_witness(W1=[["log(2)"]], b1=["log(3)"], X=[["1"]], Y=[["log(6)"]]))
+    assert _check(runner, relu, mixed).exit_code == 0
+    wrong = write_json(_witness(W1=[["log(2)"]], b1=["log(3)"], X=[["1"]], Y=[["log(5)"]]))
+    assert _check(runner, relu, wrong).exit_code == 1
+
+
+def test_check_cannot_decide_a_box_too_wide_for_its_certificate(
+        solved: Any, write_json: Callable[..., Path], runner: Any) -> None:
+    result = solved(SPECS / "sigmoid_bce_hard.yaml", minimal=True)
+    if result.certificate != "enclosure":
+        pytest.skip(f"no enclosure witness here ({result.verdict.value}: {result.reason})")
+    from smtgrad.report import result_json
+
+    witness = result_json(result)["witness"]
+    spec = SPECS / "sigmoid_bce_hard.yaml"
+    assert _check(runner, spec, write_json(witness)).exit_code == 0
+    lo, hi = (Fraction(part) for part in witness["W1"][0][0][1:-1].split(","))
+    wide = dict(witness, W1=[[f"[{lo - Fraction(3, 10)}, {hi + Fraction(3, 10)}]"]])
+    undecided = _check(runner, spec, write_json(wide))
+    assert undecided.exit_code == 3, undecided.output
+    data = json.loads(undecided.output)
+    assert data["status"] == "cannot decide" and data["holds"] is None and data["undecided"]
+    shifted = dict(witness, W1=[[f"[{lo + Fraction(3, 10)}, {hi + Fraction(35, 100)}]"]])
+    assert _check(runner, spec, write_json(shifted)).exit_code == 1
