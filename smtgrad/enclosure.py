@@ -607,6 +607,8 @@ def _system(spec: Spec, point: Point, unknowns: Sequence[Coordinate], ctx: Any,
             values: Sequence[Any]) -> tuple[list[Any], list[tuple[Any, ...]], Any]:
     """F (the zero-query gradient entries) and its Jacobian at the given unknown values."""
     size = len(unknowns)
+    if not isinstance(ctx, ArbContext):
+        point = _point_in(ctx, spec, point)
     assigned = point.with_values(dict(_variables(ctx, unknowns, values)))
     evaluation = evaluate(spec.network, spec.loss, spec.conventions, assigned.parameters,
                           assigned.inputs, assigned.targets, DualFunctions(ctx))
@@ -622,6 +624,26 @@ def _system(spec: Spec, point: Point, unknowns: Sequence[Coordinate], ctx: Any,
 
 # ----------------------------------------------------------------------------------------
 # The Krawczyk test and ball evaluations (python-flint arb: rigorous).
+
+
+def _point_in(ctx: Any, spec: Spec, point: Point) -> Point:
+    """``point`` for mpmath's point context (Newton: numerics, never trusted): closed
+    forms with ``to_arb()`` become constant duals at their midpoint."""
+    import flint
+
+    def lift(array: Any) -> Any:
+        if isinstance(array, tuple | list):
+            return tuple(lift(item) for item in array)
+        if isinstance(array, Fraction | int | Dual) or not hasattr(array, "to_arb"):
+            return array
+        with flint.ctx.workprec(256):
+            middle = _exact_fraction(array.to_arb().mid())
+        return Dual(ctx, ctx.mpf(middle.numerator) / middle.denominator, ())
+
+    targets = (point.targets if spec.loss.kind is LossKind.CROSS_ENTROPY
+               else lift(point.targets))
+    return Point(Parameters(lift(point.parameters.weights), lift(point.parameters.biases)),
+                 lift(point.inputs), targets)
 
 
 def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],

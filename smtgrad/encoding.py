@@ -29,6 +29,7 @@ imported here (see :mod:`smtgrad.backends`).
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -177,6 +178,9 @@ class Encoding:
     gradients: dict[str, Any]
     scaled_layers: frozenset[int] = field(default_factory=frozenset)  # 1-based, x ln(base)
     loss_unencoded: bool = False  # a cross-entropy loss in `assume` was left to the verifier
+    #: Logarithms ln p of fixed closed-form values that the encoding relaxed to a variable
+    #: in a rigorous rational interval: its unsat is unsat, its sat proves nothing.
+    relaxed: dict[int, tuple[Fraction, Fraction]] = field(default_factory=dict)
 
     def formula(self) -> FNode:
         return And(self.assertions)
@@ -304,6 +308,7 @@ class _Builder:
         self.assertions: list[FNode] = []
         self.kink_one = spec.conventions.relu_grad_at_zero == 1
         self.smooth_units: dict[Activation, list[tuple[FNode, FNode]]] = {}
+        self.relaxed: dict[int, tuple[Fraction, Fraction]] = {}
 
     # -- unknowns ----------------------------------------------------------------------
 
@@ -320,9 +325,40 @@ class _Builder:
                                           f"ln({self.mode.base})")
                 return Real(coefficient)
             if not isinstance(fixed, Fraction):
-                raise UnsupportedSpec(f"fixed {symbol} = {fixed} is not rational")
+                return self.relaxed_value(fixed, symbol)
             return Real(fixed)
         return Symbol(symbol, REAL)
+
+    def relaxed_value(self, value: Any, symbol: str) -> FNode:
+        """A fixed closed form sum c * prod (ln p)^e, with each ln p a variable confined to
+        a rigorous rational interval around it (an over-approximation: sound for unsat)."""
+        terms = getattr(value, "terms", None)
+        if terms is None:
+            raise UnsupportedSpec(f"fixed {symbol} = {value} is not rational")
+        addends = []
+        for monomial, coefficient in terms.items():
+            factors = [Real(coefficient)]
+            for prime, power in monomial:
+                factors += [self.log_variable(prime)] * power
+            addends.append(factors[0] if len(factors) == 1 else Times(factors))
+        return _sum(addends)
+
+    def log_variable(self, prime: int) -> FNode:
+        """The variable standing for ln p, with lo < ln p < hi from an arb ball."""
+        variable = Symbol(f"ln_{prime}", REAL)
+        if prime not in self.relaxed:
+            import flint
+
+            from smtgrad.enclosure import ball_bounds
+
+            with flint.ctx.workprec(96):
+                lo, hi = ball_bounds(flint.arb(prime).log())
+            scale = 10**12  # short constants for the solver, rounded outwards
+            lo = Fraction(math.floor(lo * scale), scale)
+            hi = Fraction(math.ceil(hi * scale), scale)
+            self.relaxed[prime] = (lo, hi)
+            self.assertions.append(And(LT(Real(lo), variable), LT(variable, Real(hi))))
+        return variable
 
     # -- activations -------------------------------------------------------------------
 
@@ -551,6 +587,7 @@ class _Builder:
             gradients=gradients,
             scaled_layers=scaled_layers,
             loss_unencoded=loss_unencoded,
+            relaxed=dict(self.relaxed),
         )
 
     def outputs(self, predictions: list[list[FNode]]

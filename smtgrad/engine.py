@@ -521,15 +521,24 @@ class _Engine:
                                 reason="the lattice has no witness (this proves nothing)")
             what = "the abstraction" if mode.kind is ModeKind.ABSTRACT else "the encoding"
             reason = f"{backend.version()} proved {what} unsat at M={samples}"
+            if encoding.relaxed:
+                reason += ", with " + ", ".join(
+                    f"ln {p} relaxed to ({lo}, {hi})" for p, (lo, hi) in
+                    sorted(encoding.relaxed.items())) + " (an over-approximation)"
             if self.options.cross_check:
                 return self.cross_check(spec, encoding, samples, method, reason)
             return _Outcome(Verdict.UNSAT, method, backend.version(), reason=reason)
         if answer.status is SolverStatus.UNKNOWN:
             return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=answer.reason)
+        if encoding.relaxed and mode.kind is not ModeKind.ABSTRACT:
+            return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=(
+                "the encoding with the logarithms of fixed closed forms relaxed to intervals "
+                "is satisfiable (that proves nothing)"))
         if mode.kind is ModeKind.ABSTRACT:
             assert answer.model is not None
             try:
-                start = _read_witness(encoding, answer.model, approximate=True)
+                start = None if encoding.relaxed else _read_witness(encoding, answer.model,
+                                                                    approximate=True)
             except IrrationalValue:
                 start = None
             return _Outcome(Verdict.UNKNOWN, method, backend.version(), start=start,
