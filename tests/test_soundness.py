@@ -295,3 +295,16 @@ def test_check_cannot_decide_a_box_too_wide_for_its_certificate(
     assert data["status"] == "cannot decide" and data["holds"] is None and data["undecided"]
     shifted = dict(witness, W1=[[f"[{lo + Fraction(3, 10)}, {hi + Fraction(35, 100)}]"]])
     assert _check(runner, spec, write_json(shifted)).exit_code == 1
+
+
+def test_a_fully_fixed_sigmoid_net_is_decided_exactly_in_the_exponential_field() -> None:
+    """sigmoid(1) + sigmoid(-1) = 1: dL/db2 is exactly zero, which no ball can show."""
+    text = _net("sigmoid", 3, "zero: [b2]\n  nonzero: [W1]").replace("samples: 3\n", "")
+    text += ("fixed: {W1: [[1]], b1: [0], W2: [[1]], b2: [0], X: [[1], [-1], [0]], "
+             "Y: [[0], [1], [1/2]]}\n")
+    result = _solve(text)
+    assert result.verdict is Verdict.SAT, result.reason
+    assert result.evaluation.gradients["b2"] == (0,)
+    assert "exp(1)" in str(result.evaluation.gradients["W1"][0][0])
+    shifted = _solve(text.replace("[1/2]]", "[1/3]]"))
+    assert shifted.verdict is Verdict.UNSAT, shifted.reason
