@@ -531,9 +531,7 @@ class _Engine:
         if answer.status is SolverStatus.UNKNOWN:
             return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=answer.reason)
         if encoding.relaxed and mode.kind is not ModeKind.ABSTRACT:
-            return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=(
-                "the encoding with the logarithms of fixed closed forms relaxed to intervals "
-                "is satisfiable (that proves nothing)"))
+            return self.completed_from_relaxation(spec, encoding, answer, method, backend)
         if mode.kind is ModeKind.ABSTRACT:
             assert answer.model is not None
             try:
@@ -544,6 +542,45 @@ class _Engine:
             return _Outcome(Verdict.UNKNOWN, method, backend.version(), start=start,
                             reason="the abstraction is satisfiable (that proves nothing)")
         return self.witness_from(verify_against or spec, encoding, answer, method, backend)
+
+    def completed_from_relaxation(self, spec: Spec, encoding: Encoding, answer: SolverAnswer,
+                                  method: str, backend: Backend) -> _Outcome:
+        """A model of the relaxed encoding (ln p in an interval) is no witness, but its
+        parameters and inputs, rounded, with the closed forms put back exactly, are a
+        point where the rank criterion solves the residuals exactly."""
+        from smtgrad.rank import complete
+
+        assert answer.model is not None
+        model = answer.model
+        try:
+            parameters = Parameters(
+                weights=tuple(_exact_or_rounded(encoding.parameters[f"W{i}"], model,
+                                                spec.fixed.get(f"W{i}"))
+                              for i in range(1, spec.network.depth + 1)),
+                biases=tuple(_exact_or_rounded(encoding.parameters[f"b{i}"], model,
+                                               spec.fixed.get(f"b{i}"))
+                             for i in range(1, spec.network.depth + 1)))
+            inputs = _exact_or_rounded(encoding.inputs, model, spec.fixed.get("X"))
+        except IrrationalValue:
+            parameters = None
+        if parameters is not None:
+            found: list[Verification] = []
+
+            def accept(witness: Witness) -> bool:
+                check = self.accept(spec, witness)
+                if check.accepted:
+                    found.append(check)
+                return check.accepted
+
+            witness = complete(spec, parameters, inputs, accept)
+            if witness is not None:
+                return _Outcome(Verdict.SAT, f"{method} (ln p relaxed), completed by the rank "
+                                "criterion", backend.version(), witness=witness,
+                                verification=found[-1])
+        return _Outcome(Verdict.UNKNOWN, method, backend.version(), reason=(
+            "the encoding with the logarithms of fixed closed forms relaxed to intervals "
+            "is satisfiable (that proves nothing), and no exact witness was completed from "
+            "its model"))
 
     def cross_check(self, spec: Spec, encoding: Encoding, samples: int, method: str,
                     reason: str) -> _Outcome:
@@ -694,6 +731,18 @@ def _read_witness(encoding: Encoding, model: Model, approximate: bool = False) -
     if spec.targets is TargetKind.CLASS:
         targets = tuple(Fraction(row.index(1)) for row in targets)
     return Witness(parameters=parameters, inputs=values(encoding.inputs), targets=targets)
+
+
+def _exact_or_rounded(terms: Any, model: Model, fixed: Any) -> Any:
+    """Model values as exact rationals (rounded where irrational), but fixed entries as the
+    spec gives them (closed forms included)."""
+    if isinstance(terms, list | tuple):
+        return tuple(_exact_or_rounded(item, model,
+                                       fixed[k] if isinstance(fixed, tuple) else None)
+                     for k, item in enumerate(terms))
+    if fixed is not None:
+        return fixed
+    return _approximate(terms, model)
 
 
 def _approximate(terms: Any, model: Model) -> Any:

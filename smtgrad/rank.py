@@ -495,6 +495,65 @@ def _straddles(spec: Spec, params: Parameters, inputs: Sequence[tuple[Number, ..
     return False
 
 
+def _residual_witness(spec: Spec, plan: _Plan, sampler: _Sampler, plain: Parameters,
+                      inputs: tuple[tuple[Any, ...], ...], runs: Sequence[_Pass],
+                      accept: Callable[[Witness], bool] | None) -> Witness | None:
+    """Parameters and inputs fixed: solve the residuals exactly; the first accepted witness."""
+    network = spec.network
+    outputs = network.outputs
+    samples = len(inputs)
+    # A column per (sample m, output k), m-major.
+    features = [_features(spec, plain, run, k, plan) for run in runs for k in range(outputs)]
+    rows = list(zip(*features, strict=True))  # a row per slot, an entry per column
+    count = len(features)
+    basis = _nullspace(rows[:plan.zero], count)
+    if not basis:
+        basis = _one_log_nullspace(rows[:plan.zero], count)
+    if not basis:
+        return None
+    # With a one-dimensional null space every residual is a multiple of one vector.
+    for trial in range(1 if len(basis) == 1 else 6):
+        if trial == 0 and len(basis) == 1:
+            residual = _integral(basis[0])
+        elif not all(type(v) in _RATIONAL for v in basis[0]):
+            weights = [sampler.randint(-3, 3) for _ in basis]
+            residual = [sum((w * vector[c] for w, vector in zip(weights, basis,
+                                                                 strict=True)), start=0)
+                        for c in range(count)]
+        else:
+            weights = [sampler.randint(-3, 3) for _ in basis]
+            residual = _integral([sum(w * vector[c] for w, vector in zip(weights, basis,
+                                                                         strict=True))
+                                  for c in range(count)])
+        try:
+            if not all(any(sum(map(mul, rows[slot], residual)) != 0 for slot in group)
+                       for group in plan.groups):
+                continue
+        except InexactValue:  # a closed form whose zero-ness cannot be decided
+            continue
+        targets = tuple([
+            rational_fractions([runs[m].post[-1][k] - residual[m * outputs + k]
+                                for k in range(outputs)])
+            for m in range(samples)])
+        witness = Witness(parameters=_exact_parameters(plain),
+                          inputs=tuple([rational_fractions(row) for row in inputs]),
+                          targets=targets)
+        if accept is None or accept(witness):
+            return witness
+    return None
+
+
+def complete(spec: Spec, parameters: Parameters, inputs: tuple[tuple[Any, ...], ...],
+             accept: Callable[[Witness], bool] | None = None, seed: int = 0) -> Witness | None:
+    """The rank criterion at one given point: parameters and inputs as given (e.g. read
+    from a solver's model of an over-approximation), residuals solved exactly."""
+    if not applicable(spec):
+        return None
+    runs = [_forward(spec.network, parameters, row) for row in inputs]
+    return _residual_witness(spec, _plan(spec), _Sampler(spec, len(inputs), seed), parameters,
+                             inputs, runs, accept)
+
+
 def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed: int = 0,
            accept: Callable[[Witness], bool] | None = None) -> Witness | None:
     """Look for a witness at M = ``samples`` by the rank criterion; None if none was found.
@@ -508,7 +567,6 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
     if not applicable(spec):
         return None
     network = spec.network
-    outputs = network.outputs
     plan = _plan(spec)
     sampler = _Sampler(spec, samples, seed)
     for attempt in range(attempts):
@@ -535,42 +593,7 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
                 break
             inputs = sampler.inputs(magnitude, avoid, degenerate)
         runs = [passes.get(row) or _forward(network, plain, row) for row in inputs]
-        # A column per (sample m, output k), m-major.
-        features = [_features(spec, plain, run, k, plan) for run in runs for k in range(outputs)]
-        rows = list(zip(*features, strict=True))  # a row per slot, an entry per column
-        count = len(features)
-        basis = _nullspace(rows[:plan.zero], count)
-        if not basis:
-            basis = _one_log_nullspace(rows[:plan.zero], count)
-        if not basis:
-            continue
-        # With a one-dimensional null space every residual is a multiple of one vector.
-        for trial in range(1 if len(basis) == 1 else 6):
-            if trial == 0 and len(basis) == 1:
-                residual = _integral(basis[0])
-            elif not all(type(v) in _RATIONAL for v in basis[0]):
-                weights = [sampler.randint(-3, 3) for _ in basis]
-                residual = [sum((w * vector[c] for w, vector in zip(weights, basis,
-                                                                     strict=True)), start=0)
-                            for c in range(count)]
-            else:
-                weights = [sampler.randint(-3, 3) for _ in basis]
-                residual = _integral([sum(w * vector[c] for w, vector in zip(weights, basis,
-                                                                             strict=True))
-                                      for c in range(count)])
-            try:
-                if not all(any(sum(map(mul, rows[slot], residual)) != 0 for slot in group)
-                           for group in plan.groups):
-                    continue
-            except InexactValue:  # a closed form whose zero-ness cannot be decided
-                continue
-            targets = tuple([
-                rational_fractions([runs[m].post[-1][k] - residual[m * outputs + k]
-                                    for k in range(outputs)])
-                for m in range(samples)])
-            witness = Witness(parameters=_exact_parameters(plain),
-                              inputs=tuple([rational_fractions(row) for row in inputs]),
-                              targets=targets)
-            if accept is None or accept(witness):
-                return witness
+        witness = _residual_witness(spec, plan, sampler, plain, inputs, runs, accept)
+        if witness is not None:
+            return witness
     return None

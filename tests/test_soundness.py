@@ -308,3 +308,19 @@ def test_a_fully_fixed_sigmoid_net_is_decided_exactly_in_the_exponential_field()
     assert "exp(1)" in str(result.evaluation.gradients["W1"][0][0])
     shifted = _solve(text.replace("[1/2]]", "[1/3]]"))
     assert shifted.verdict is Verdict.UNSAT, shifted.reason
+
+
+def test_a_model_of_the_relaxed_encoding_is_completed_exactly() -> None:
+    """Linear hidden layer, W2[0,0] = ln 2 fixed: every witness has W1 = 0 (degenerate).
+    z3's model of the encoding with ln 2 in an interval is no witness by itself; its
+    point, with ln 2 put back, is completed by the rank criterion."""
+    text = RELU_LOG.replace("relu", "linear").replace("{units: 1, activation: linear}\n"
+                                                     "    - {units: 1",
+                                                     "{units: 2, activation: linear}\n"
+                                                     "    - {units: 1")
+    text = text.replace('W1: [["log(2)"]]', 'W2: [["log(2)", null]]').replace(
+        "nonzero: [W1, b1]", "nonzero: [W1]")
+    result = _solve(text)
+    assert result.verdict is Verdict.SAT, result.reason
+    assert "relaxed" in result.method
+    assert verify(result.spec, result.witness).status is Status.HOLDS
