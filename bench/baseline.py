@@ -25,7 +25,7 @@ from typing import Any
 
 import z3
 
-from smtgrad.spec import Activation, Layer, LossKind, Reduction, Spec, TargetKind, entries
+from smtgrad.spec import Layer, LossKind, Reduction, Spec, TargetKind, entries
 
 
 class BaselineUnsupported(ValueError):
@@ -38,44 +38,44 @@ def _q(value: Fraction) -> z3.ArithRef:
 
 def _act(layer: Layer, u: z3.ArithRef) -> z3.ArithRef:
     act = layer.activation
-    if act is Activation.LINEAR:
+    if act.name == "linear":
         return u
-    if act is Activation.RELU:
+    if act.name == "relu":
         return z3.If(u > 0, u, 0)
-    if act is Activation.LEAKY_RELU:
+    if act.name == "leaky_relu":
         return z3.If(u > 0, u, _q(layer.slope) * u)
-    if act is Activation.ABS:
+    if act.name == "abs":
         return z3.If(u >= 0, u, -u)
-    if act is Activation.HARDTANH:
+    if act.name == "hardtanh":
         return z3.If(u > 1, 1, z3.If(u < -1, -1, u))
-    raise BaselineUnsupported(f"activation {act.value} is not piecewise linear")
+    raise BaselineUnsupported(f"activation {act.name} is not piecewise linear")
 
 
 def _dact(layer: Layer, u: z3.ArithRef, kink_one: bool) -> z3.ArithRef:
     """Derivative used by backprop; at a kink, 0 (PyTorch) or 1 (kink_one)."""
     act = layer.activation
-    if act is Activation.LINEAR:
+    if act.name == "linear":
         return z3.RealVal(1)
-    if act is Activation.RELU:
+    if act.name == "relu":
         return z3.If(u >= 0, 1, 0) if kink_one else z3.If(u > 0, 1, 0)
-    if act is Activation.LEAKY_RELU:
+    if act.name == "leaky_relu":
         slope = _q(layer.slope)
         return z3.If(u >= 0, 1, slope) if kink_one else z3.If(u > 0, 1, slope)
-    if act is Activation.ABS:
+    if act.name == "abs":
         if kink_one:
             return z3.If(u >= 0, 1, -1)
         return z3.If(u > 0, 1, z3.If(u < 0, -1, 0))
-    if act is Activation.HARDTANH:
+    if act.name == "hardtanh":
         if kink_one:
             return z3.If(z3.And(u >= -1, u <= 1), 1, 0)
         return z3.If(z3.And(u > -1, u < 1), 1, 0)
-    raise BaselineUnsupported(f"activation {act.value} is not piecewise linear")
+    raise BaselineUnsupported(f"activation {act.name} is not piecewise linear")
 
 
 def _kinks(layer: Layer) -> tuple[int, ...]:
-    if layer.activation in (Activation.RELU, Activation.LEAKY_RELU, Activation.ABS):
+    if layer.activation.name in ("relu", "leaky_relu", "abs"):
         return (0,)
-    if layer.activation is Activation.HARDTANH:
+    if layer.activation.name == "hardtanh":
         return (-1, 1)
     return ()
 

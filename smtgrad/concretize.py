@@ -17,7 +17,6 @@ from fractions import Fraction
 from typing import Any
 
 from smtgrad.lognum import LogNumber
-from smtgrad.modes import SMOOTH
 from smtgrad.spec import Spec
 
 
@@ -32,7 +31,7 @@ def draws(spec: Spec, samples: int, base: Fraction, seed: int = 0) -> Iterator[S
         magnitude = 1 + attempt // 10
         fixed: dict[str, Any] = dict(spec.fixed)
         for index, layer in enumerate(network.layers[:-1], start=1):
-            scaled = layer.activation in SMOOTH
+            scaled = layer.activation.smooth
             for name in (f"W{index}", f"b{index}"):
                 fixed[name] = _draw(spec, name, shapes[name], rng, magnitude, scaled, base)
         if "X" not in spec.fixed or any(v is None for row in spec.fixed["X"] for v in row):

@@ -217,6 +217,17 @@ class ArbContext:
     def log(self, value: Any) -> arb:
         return self.mpf(value).log()
 
+    def ncdf(self, value: Any) -> arb:
+        """The standard normal CDF, (1 + erf(x / sqrt 2)) / 2."""
+        x = self.mpf(value)
+        return (1 + (x / self._arb(2).sqrt()).erf()) / 2
+
+    def npdf(self, value: Any) -> arb:
+        """The standard normal density, exp(-x^2 / 2) / sqrt(2 pi) (x*x, not x**2: arb
+        squares a ball around 0 to nan)."""
+        x = self.mpf(value)
+        return (-(x * x) / 2).exp() / (2 * self._arb.pi()).sqrt()
+
 
 def _exact_fraction(value: arb) -> Fraction:
     """The exact rational value of an exact, finite ball (a midpoint or a radius)."""
@@ -513,6 +524,32 @@ class DualFunctions(SmoothFunctions):
         if _sign(p.value) != 1:
             raise Ambiguous(f"log of {p}, which may not be positive")
         return Dual(self.ctx, -self.ctx.log(p.value), tuple(-g / p.value for g in p.grad))
+
+    # The primitives new activations are written in (softplus, elu, silu, gelu).
+
+    def _dual(self, x: Any) -> Dual:
+        return x if isinstance(x, Dual) else _constant(self.ctx, x, 0)
+
+    def exp(self, x: Any) -> Any:
+        x = self._dual(x)
+        e = self.ctx.exp(x.value)
+        return Dual(self.ctx, e, tuple(e * g for g in x.grad))
+
+    def log(self, x: Any) -> Any:
+        x = self._dual(x)
+        if _sign(x.value) != 1:
+            raise Ambiguous(f"log of {x}, which may not be positive")
+        return Dual(self.ctx, self.ctx.log(x.value), tuple(g / x.value for g in x.grad))
+
+    def normal_cdf(self, x: Any) -> Any:
+        x = self._dual(x)
+        density = self.ctx.npdf(x.value)
+        return Dual(self.ctx, self.ctx.ncdf(x.value), tuple(density * g for g in x.grad))
+
+    def normal_pdf(self, x: Any) -> Any:
+        x = self._dual(x)
+        density = self.ctx.npdf(x.value)
+        return Dual(self.ctx, density, tuple(-x.value * density * g for g in x.grad))
 
 
 def _constant(ctx: Any, value: Any, size: int) -> Dual:

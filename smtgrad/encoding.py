@@ -60,10 +60,11 @@ from pysmt.shortcuts import (
 )
 from pysmt.typing import BOOL, REAL
 
+from smtgrad import activations
+from smtgrad.activations import Activation, Piece
 from smtgrad.expr import Algebra, Ref, evaluate_condition, references
-from smtgrad.modes import EXACT, SMOOTH, Mode, ModeKind, UnsupportedSpec, is_smooth
+from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
 from smtgrad.spec import (
-    Activation,
     Layer,
     LossKind,
     Reduction,
@@ -73,93 +74,46 @@ from smtgrad.spec import (
 )
 
 
-@dataclass(frozen=True)
-class Piece:
-    """One piece of an activation: region lo (<|<=) u (<|<=) hi, value, derivative."""
-
-    lower: Fraction | None
-    lower_strict: bool
-    upper: Fraction | None
-    upper_strict: bool
-    slope: Fraction
-    intercept: Fraction
-    derivative: Fraction | None = None  # defaults to the slope
-
-    def region(self, u: FNode) -> FNode:
-        if self.lower is not None and self.lower == self.upper:
-            return Equals(u, Real(self.lower))
-        parts = []
-        if self.lower is not None:
-            parts.append((LT if self.lower_strict else LE)(Real(self.lower), u))
-        if self.upper is not None:
-            parts.append((LT if self.upper_strict else LE)(u, Real(self.upper)))
-        return And(parts) if parts else Bool(True)
-
-    @property
-    def slope_of_derivative(self) -> Fraction:
-        return self.slope if self.derivative is None else self.derivative
+def region(piece: Piece, u: FNode) -> FNode:
+    """The constraint that u lies in ``piece``'s region."""
+    if piece.lower is not None and piece.lower == piece.upper:
+        return Equals(u, Real(piece.lower))
+    parts = []
+    if piece.lower is not None:
+        parts.append((LT if piece.lower_strict else LE)(Real(piece.lower), u))
+    if piece.upper is not None:
+        parts.append((LT if piece.upper_strict else LE)(u, Real(piece.upper)))
+    return And(parts) if parts else Bool(True)
 
 
 def pieces(layer: Layer, kink_derivative_one: bool) -> tuple[Piece, ...]:
-    """A piecewise-linear activation as a partition of the real line into linear pieces.
-
-    Which piece owns a kink point decides the derivative there: with
-    ``relu_grad_at_zero: 0`` (PyTorch) the kink belongs to the flat side.
-    """
-    zero, one, c = Fraction(0), Fraction(1), kink_derivative_one
-    act = layer.activation
-    if act is Activation.LINEAR:
-        return (Piece(None, False, None, False, one, zero),)
-    if act in (Activation.RELU, Activation.LEAKY_RELU):
-        low = zero if act is Activation.RELU else layer.slope
-        return (
-            Piece(None, False, zero, c, low, zero),
-            Piece(zero, not c, None, False, one, zero),
-        )
-    if act is Activation.ABS:
-        if c:
-            return (Piece(None, False, zero, True, -one, zero),
-                    Piece(zero, False, None, False, one, zero))
-        return (
-            Piece(None, False, zero, True, -one, zero),
-            Piece(zero, False, zero, False, zero, zero),
-            Piece(zero, True, None, False, one, zero),
-        )
-    if act is Activation.HARDTANH:
-        return (
-            Piece(None, False, -one, c, zero, -one),
-            Piece(-one, not c, one, not c, one, zero),
-            Piece(one, c, None, False, zero, one),
-        )
-    raise UnsupportedSpec(
-        f"activation {act.value} is not piecewise linear; the exact encoding handles linear, "
-        "relu, leaky_relu, abs and hardtanh"
-    )
+    """A piecewise-linear activation as a partition of the real line into linear pieces
+    (the activation's own table; which piece owns a kink decides the derivative there)."""
+    if not layer.activation.piecewise_linear:
+        raise UnsupportedSpec(
+            f"activation {layer.activation.name} is not piecewise linear; the exact encoding "
+            "handles " + ", ".join(name for name, a in activations.REGISTRY.items()
+                                   if a.piecewise_linear))
+    return layer.activation.pieces(layer, kink_derivative_one)
 
 
 def lattice_pieces(layer: Layer, base: Fraction, radius: int) -> tuple[Piece, ...]:
-    """Sigmoid or tanh at the lattice points k (standing for k*ln(base)), |k| <= radius."""
+    """A smooth unit at the lattice points k (standing for k*ln(base)), |k| <= radius."""
     table = []
     for k in range(-radius, radius + 1):
-        t = base ** k
-        if layer.activation is Activation.SIGMOID:
-            value = t / (1 + t)
-            derivative = value * (1 - value)
-        else:
-            value = (t * t - 1) / (t * t + 1)
-            derivative = 1 - value * value
-        point = Fraction(k)
-        table.append(Piece(point, False, point, False, Fraction(0), value, derivative))
+        point = layer.activation.lattice_point(k, base)
+        if point is None:
+            raise UnsupportedSpec(f"{layer.activation.name} has no rational values on the "
+                                  "log lattice")
+        value, derivative = point
+        table.append(Piece(Fraction(k), False, Fraction(k), False, Fraction(0), value,
+                           derivative))
     return tuple(table)
 
 
 def kink_values(layer: Layer) -> tuple[Fraction, ...]:
     """Kink points of a piecewise activation (where 'generic' forbids samples to sit)."""
-    if layer.activation in SMOOTH:
-        return ()
-    table = pieces(layer, False)
-    points = {p.upper for p in table if p.upper is not None}
-    return tuple(sorted(points))
+    return tuple(sorted(Fraction(point) for point in layer.activation.kinks(layer)))
 
 
 @dataclass(frozen=True)
@@ -260,8 +214,10 @@ def check_supported(spec: Spec, mode: Mode = EXACT) -> None:
         return
     if mode.kind is ModeKind.LATTICE:
         for index, layer in enumerate(spec.network.layers, start=1):
-            if layer.activation not in SMOOTH:
+            if not layer.activation.smooth:
                 continue
+            if not layer.activation.vector:
+                lattice_pieces(layer, mode.base, 0)  # raises where the lattice has no values
             for assumption in spec.assume:
                 if any(ref.name in (f"W{index}", f"b{index}")
                        for ref in references(assumption.condition)):
@@ -308,6 +264,7 @@ class _Builder:
         self.assertions: list[FNode] = []
         self.kink_one = spec.conventions.relu_grad_at_zero == 1
         self.smooth_units: dict[Activation, list[tuple[FNode, FNode]]] = {}
+        self.function_families: dict[str, list[tuple[FNode, FNode]]] = {}
         self.relaxed: dict[int, tuple[Fraction, Fraction]] = {}
 
     # -- unknowns ----------------------------------------------------------------------
@@ -378,7 +335,7 @@ class _Builder:
         value = Symbol(f"a_{tag}", REAL)
         for selector, piece in zip(selectors, table, strict=True):
             self.assertions.append(Implies(selector, And(
-                piece.region(u),
+                region(piece, u),
                 Equals(value, _sum([_scaled(piece.slope, u), Real(piece.intercept)])),
             )))
 
@@ -391,50 +348,46 @@ class _Builder:
 
         return value, backward
 
-    def abstract_unit(self, layer: Layer, u: FNode, tag: str
-                      ) -> tuple[FNode, Callable[[FNode], FNode]]:
-        """Sigmoid or tanh as a fresh value with sound facts (monotone abstraction)."""
-        p = Symbol(f"a_{tag}", REAL)
-        zero, half, one = Real(0), Real(Fraction(1, 2)), Real(1)
-        if layer.activation is Activation.SIGMOID:
-            centre = half
-            self.assertions += [LT(zero, p), LT(p, one)]
-            # Tangent at 0: concave on u >= 0, convex on u <= 0.
-            tangent = Plus(half, Times(Real(Fraction(1, 4)), u))
-            self.assertions += [Implies(GE(u, zero), LE(p, tangent)),
-                                Implies(LE(u, zero), GE(p, tangent))]
-            derivative = Times(p, Plus(one, Times(Real(-1), p)))
-        else:
-            centre = zero
-            self.assertions += [LT(Real(-1), p), LT(p, one)]
-            self.assertions += [Implies(GE(u, zero), LE(p, u)), Implies(LE(u, zero), GE(p, u))]
-            derivative = Plus(one, Times(Real(-1), Times(p, p)))
-        self.assertions += [Iff(GT(u, zero), GT(p, centre)), Iff(Equals(u, zero),
-                                                                  Equals(p, centre))]
-        units = self.smooth_units.setdefault(layer.activation, [])
-        for other_u, other_p in units:
-            # Monotone: the same function everywhere.
-            self.assertions += [Iff(LT(u, other_u), LT(p, other_p)),
-                                Iff(Equals(u, other_u), Equals(p, other_p))]
-            # Symmetry: sigmoid(-u) = 1 - sigmoid(u), tanh(-u) = -tanh(u).
-            mirror = Plus(Times(Real(2), centre), Times(Real(-1), other_p))
-            negated = Times(Real(-1), other_u)
-            self.assertions += [Iff(LT(u, negated), LT(p, mirror)),
-                                Iff(Equals(u, negated), Equals(p, mirror))]
-        units.append((u, p))
-        return p, lambda delta: _mul(derivative, delta)
-
     def unit(self, layer: Layer, u: FNode, tag: str
              ) -> tuple[FNode, Callable[[FNode], FNode]]:
-        if layer.activation not in SMOOTH:
+        if not layer.activation.smooth:
             return self.table_unit(pieces(layer, self.kink_one), u, tag)
         if self.mode.kind is ModeKind.LATTICE:
             return self.table_unit(lattice_pieces(layer, self.mode.base, self.mode.radius), u,
                                    tag)
         if self.mode.kind is ModeKind.ABSTRACT:
-            return self.abstract_unit(layer, u, tag)
-        raise UnsupportedSpec(f"{layer.activation.value} needs the lattice or abstraction "
+            return layer.activation.abstract(self, u, tag)
+        raise UnsupportedSpec(f"{layer.activation.name} needs the lattice or abstraction "
                               "encodings")
+
+    # -- what activations' abstractions use (smtgrad.activations.base.AbstractionBuilder) ---
+
+    def fresh(self, name: str) -> FNode:
+        return Symbol(name, REAL)
+
+    def require(self, *facts: FNode) -> None:
+        self.assertions.extend(facts)
+
+    def same_function(self, family: str, u: FNode, value: FNode, increasing: bool = False,
+                      centre: Fraction | None = None) -> None:
+        """value = f(u) for one f shared by the family's units (see AbstractionBuilder)."""
+        if centre is not None:
+            c = Real(centre)
+            self.assertions += [Iff(GT(u, Real(0)), GT(value, c)),
+                                Iff(Equals(u, Real(0)), Equals(value, c))]
+        units = self.function_families.setdefault(family, [])
+        for other_u, other_value in units:
+            if increasing:
+                self.assertions += [Iff(LT(u, other_u), LT(value, other_value))]
+            self.assertions += [Implies(Equals(u, other_u), Equals(value, other_value))]
+            if centre is not None:
+                # Symmetry: f(-u) = 2*centre - f(u).
+                mirror = Plus(Real(2 * centre), Times(Real(-1), other_value))
+                negated = Times(Real(-1), other_u)
+                if increasing:
+                    self.assertions += [Iff(LT(u, negated), LT(value, mirror))]
+                self.assertions += [Implies(Equals(u, negated), Equals(value, mirror))]
+        units.append((u, value))
 
     def softmax(self, zs: list[FNode], tag: str) -> list[FNode]:
         """Softmax probabilities of one sample's logits."""
@@ -467,7 +420,7 @@ class _Builder:
                     self.assertions += [
                         Iff(LT(zs[i], zs[j]), LT(probabilities[i], probabilities[j])),
                         Iff(Equals(zs[i], zs[j]), Equals(probabilities[i], probabilities[j]))]
-            previous = self.smooth_units.setdefault(Activation.SOFTMAX, [])
+            previous = self.smooth_units.setdefault(activations.SOFTMAX, [])
             for i in range(classes):
                 for j in range(classes):
                     if i == j:
@@ -497,7 +450,7 @@ class _Builder:
         shapes = network.parameter_shapes()
         scaled_layers = frozenset(
             index for index, layer in enumerate(network.layers, start=1)
-            if mode.kind is ModeKind.LATTICE and layer.activation in SMOOTH)
+            if mode.kind is ModeKind.LATTICE and layer.activation.smooth)
         params: dict[str, Any] = {}
         for name, shape in shapes.items():
             scaled = int(name[1:]) in scaled_layers
@@ -529,7 +482,7 @@ class _Builder:
                     u = Symbol(f"u_{index + 1}_{m}_{j}", REAL)
                     self.assertions.append(Equals(u, term))
                     us.append(u)
-                if layer.activation is Activation.SOFTMAX:
+                if layer.activation.vector:
                     values = self.softmax(us, f"{index + 1}_{m}")
                     backward: list[Callable[[FNode], FNode]] = [lambda d: d] * layer.units
                 else:

@@ -39,7 +39,6 @@ from smtgrad.network import Evaluation, Parameters
 from smtgrad.rank import applicable as rank_applicable
 from smtgrad.rank import search
 from smtgrad.spec import (
-    Activation,
     LossKind,
     Spec,
     TargetKind,
@@ -366,7 +365,7 @@ class _Engine:
         from smtgrad.encoding import check_supported  # pysmt: imported only when needed
 
         notes: list[str] = []
-        weak = spec.network.layers[-1].activation is Activation.SOFTMAX
+        weak = spec.network.layers[-1].activation.vector
         abstract = self.smt(spec, samples, Mode(ModeKind.ABSTRACT, strong=not weak),
                             self.slice(0.15, 3.0))
         if abstract.verdict is Verdict.UNSAT:

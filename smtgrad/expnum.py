@@ -865,3 +865,13 @@ class ExpFunctions(SmoothFunctions):
         if p <= 0:
             raise InexactValue(f"-log({p}) is undefined (the argument is not positive)")
         return OpaqueReal(f"-log({p})")
+
+    def exp(self, x: Any) -> Any:
+        q = self._argument(x, f"exp({x})")
+        return _quotient(ExpPoly.exp(q), _ONE_POLY)
+
+    def log(self, x: Any) -> Any:
+        """ln(x) is outside the field except ln 1 = 0: an :class:`OpaqueReal` (so that a
+        softplus unit's value does not stop the evaluation until it is compared)."""
+        value = -self.negative_log(x)
+        return value

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from itertools import repeat
 
 from smtgrad.spec import (
-    Activation,
     Conventions,
     Layer,
     Network,
@@ -60,20 +59,13 @@ class Proof:
 def derivative_determined_by_value(layer: Layer, conventions: Conventions) -> bool:
     """Whether act'(z) is a function of act(z) under the spec's kink convention.
 
-    True for injective activations (linear, leaky ReLU with a positive slope,
-    sigmoid, tanh) and for ReLU / hardtanh when the derivative at the kink is
-    that of the flat piece (convention 0): there act' = [act > 0] and
-    act' = [-1 < act < 1]. False for abs, softmax, and ReLU / hardtanh with
-    convention 1 (relu(0) = relu(-1) but relu'(0) = 1 != 0 = relu'(-1)).
+    Each activation answers for itself: true for injective ones (linear, leaky ReLU
+    with a positive slope, sigmoid, tanh, softplus, elu) and for ReLU / hardtanh when
+    the derivative at the kink is that of the flat piece (convention 0); false for
+    abs, silu, gelu, softmax, and ReLU / hardtanh with convention 1.
     """
-    act = layer.activation
-    if act in (Activation.LINEAR, Activation.SIGMOID, Activation.TANH):
-        return True
-    if act is Activation.LEAKY_RELU:
-        return layer.slope > 0 or (layer.slope == 0 and conventions.relu_grad_at_zero == 0)
-    if act in (Activation.RELU, Activation.HARDTANH):
-        return conventions.relu_grad_at_zero == 0
-    return False
+    return layer.activation.derivative_determined_by_value(
+        layer, conventions.relu_grad_at_zero == 1)
 
 
 class _Blocks:
@@ -115,7 +107,7 @@ def _linear_closure(spec: Spec, blocks: _Blocks, zero: frozenset[Coordinate]
     forced = set(zero)
     for layer in range(spec.network.depth, 1, -1):
         below = spec.network.layers[layer - 2]
-        if (below.activation is Activation.LINEAR
+        if (below.activation.identity
                 and blocks.coordinates(f"b{layer}") <= forced):
             forced |= blocks.coordinates(f"b{layer - 1}")
     return frozenset(forced)
@@ -215,7 +207,7 @@ def structural_proof(spec: Spec, samples: int) -> Proof | None:
                         f"{layer} opposite; if they are zero every gradient of layers "
                         f"1..{layer} vanishes, otherwise the zero columns of dL/dW{layer} "
                         f"make both samples' layer-{layer - 1} values equal, "
-                        f"{below.activation.value}'s derivative is a function of its value, "
+                        f"{below.activation.name}'s derivative is a function of its value, "
                         f"so both samples have "
                         f"the same derivative and dL/d{target} = 0"), all_samples=False)
     return None

@@ -668,10 +668,17 @@ class LatticeFunctions(SmoothFunctions):
         return tuple(w / total for w in weights)
 
     def negative_log(self, p: Any) -> Any:
-        value = p.rational() if isinstance(p, LogNumber) else _scalar(p)
+        return -self.log(p)
+
+    def exp(self, x: Any) -> Any:
+        return self._exp(x, f"exp({x})")
+
+    def log(self, x: Any) -> Any:
+        """ln of a positive rational: a closed form in logarithms of primes."""
+        value = x.rational() if isinstance(x, LogNumber) else _scalar(x)
         if value is None or value <= 0:
-            raise InexactValue(f"-log({p}) is outside the exact number types")
-        return -LogNumber.log(value)
+            raise InexactValue(f"log({x}) is outside the exact number types")
+        return LogNumber.log(value)
 
 
 # -- parsing ------------------------------------------------------------------------------

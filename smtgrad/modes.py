@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
 
-from smtgrad.spec import Activation, Spec
-
-SMOOTH = frozenset({Activation.SIGMOID, Activation.TANH, Activation.SOFTMAX})
+from smtgrad.spec import Spec
 
 
 class UnsupportedSpec(ValueError):
@@ -45,5 +43,6 @@ EXACT = Mode()
 
 
 def is_smooth(spec: Spec) -> bool:
-    """Whether the network has a sigmoid, tanh or softmax layer."""
-    return any(layer.activation in SMOOTH for layer in spec.network.layers)
+    """Whether the network has a smooth (transcendental) layer: sigmoid, tanh, softmax,
+    softplus, elu, silu, gelu."""
+    return any(layer.activation.smooth for layer in spec.network.layers)

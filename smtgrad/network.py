@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from smtgrad.activations import InexactValue as InexactValue  # raised by every number system
 from smtgrad.numbers import SMALL_FRACTIONS, as_fractions, ints_where_integral
-from smtgrad.spec import Activation, Conventions, Layer, Loss, LossKind, Network, Reduction
+from smtgrad.spec import Conventions, Layer, Loss, LossKind, Network, Reduction
 
 #: An exact scalar: a Fraction, or an exact number type with the same operators.
 Scalar = Any
@@ -23,15 +24,23 @@ Vector = tuple[Scalar, ...]
 Matrix = tuple[Vector, ...]
 
 
-class InexactValue(ValueError):
-    """A value that the exact number type in use cannot represent (e.g. sigmoid(1) in Q)."""
-
-
 class SmoothFunctions:
-    """Exact smooth functions over the rationals: defined only where the result is rational.
+    """The rational number system's transcendental primitives: defined only where the
+    result is rational (sigmoid(0) = 1/2, exp(0) = 1, ...); :class:`InexactValue` elsewhere.
 
-    Exact number types with richer closed forms (log-lattice numbers) subclass this.
+    Richer exact systems (closed forms in logarithms, the exponential field) and the
+    ball arithmetic of certificates subclass this (:class:`smtgrad.activations.Numbers`).
     """
+
+    def exp(self, x: Scalar) -> Scalar:
+        if x == 0:
+            return Fraction(1)
+        raise InexactValue(f"exp({x}) is not rational")
+
+    def log(self, x: Scalar) -> Scalar:
+        if x == 1:
+            return Fraction(0)
+        raise InexactValue(f"log({x}) is not rational")
 
     def sigmoid(self, x: Scalar) -> Scalar:
         if x == 0:
@@ -47,6 +56,14 @@ class SmoothFunctions:
         if all(item == z[0] for item in z):
             return tuple(Fraction(1, len(z)) for _ in z)
         raise InexactValue("softmax of unequal logits is not rational")
+
+    def normal_cdf(self, x: Scalar) -> Scalar:
+        if x == 0:
+            return Fraction(1, 2)
+        raise InexactValue(f"the normal CDF at {x} is not rational")
+
+    def normal_pdf(self, x: Scalar) -> Scalar:
+        raise InexactValue(f"the normal density at {x} is not rational")
 
     def negative_log(self, p: Scalar) -> Scalar:
         """-log(p) for 0 < p <= 1 (cross-entropy terms)."""
@@ -148,75 +165,28 @@ def with_entry(array: Any, index: tuple[int, ...], value: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------
-# Piecewise-linear activations, written out case by case (independent of the encoder).
+# Activations: each knows its value and derivative (smtgrad.activations).
 
 
-def activation_value(layer: Layer, u: Scalar, smooth: SmoothFunctions) -> Scalar:
+def activation_value(layer: Layer, u: Scalar, smooth: SmoothFunctions = RATIONAL) -> Scalar:
     """The activation of one unit."""
-    act = layer.activation
-    if act is Activation.LINEAR:
-        return u
-    if act is Activation.RELU:
-        return u if u > 0 else u * 0
-    if act is Activation.LEAKY_RELU:
-        return u if u > 0 else layer.slope * u
-    if act is Activation.ABS:
-        return u if u >= 0 else -u
-    if act is Activation.HARDTANH:
-        if u > 1:
-            return u * 0 + 1
-        if u < -1:
-            return u * 0 - 1
-        return u
-    if act is Activation.SIGMOID:
-        return smooth.sigmoid(u)
-    if act is Activation.TANH:
-        return smooth.tanh(u)
-    raise ValueError(f"{act.value} is not an elementwise activation")
+    return layer.activation.value(u, layer, smooth)
 
 
-def activation_derivative(layer: Layer, u: Scalar, a: Scalar, conventions: Conventions
-                          ) -> Scalar:
+def activation_derivative(layer: Layer, u: Scalar, a: Scalar, conventions: Conventions,
+                          smooth: SmoothFunctions = RATIONAL) -> Scalar:
     """The derivative used by backpropagation; at a kink, the spec's convention.
 
     Convention 0 is PyTorch's: relu'(0) = 0, leaky_relu'(0) = slope, abs'(0) = 0,
-    hardtanh'(+-1) = 0. Convention 1 takes the slope of the linear piece instead:
-    relu'(0) = 1, leaky_relu'(0) = 1, abs'(0) = 1, hardtanh'(+-1) = 1.
+    hardtanh'(+-1) = 0. Convention 1 takes the slope of the linear piece instead.
     Constant slopes are plain ints (exact; an int times a Fraction is a Fraction).
     """
-    act = layer.activation
-    if act is Activation.LINEAR:
-        return 1
-    if act is Activation.RELU:
-        if u == 0:
-            return 1 if conventions.relu_grad_at_zero == 1 else 0
-        return 1 if u > 0 else 0
-    if act is Activation.LEAKY_RELU:
-        if u == 0:
-            return 1 if conventions.relu_grad_at_zero == 1 else layer.slope
-        return 1 if u > 0 else layer.slope
-    if act is Activation.ABS:
-        if u == 0:
-            return 1 if conventions.relu_grad_at_zero == 1 else 0
-        return 1 if u > 0 else -1
-    if act is Activation.HARDTANH:
-        if u in (1, -1):
-            return 1 if conventions.relu_grad_at_zero == 1 else 0
-        return 1 if -1 < u < 1 else 0
-    if act is Activation.SIGMOID:
-        return a * (1 - a)
-    if act is Activation.TANH:
-        return 1 - a * a
-    raise ValueError(f"{act.value} has no elementwise derivative")
+    return layer.activation.derivative(u, a, layer, conventions.relu_grad_at_zero == 1, smooth)
 
 
 def kink_points(layer: Layer) -> tuple[int, ...]:
     """Where the activation is not differentiable (exact integers)."""
-    if layer.activation in (Activation.RELU, Activation.LEAKY_RELU, Activation.ABS):
-        return (0,)
-    if layer.activation is Activation.HARDTANH:
-        return (-1, 1)
-    return ()
+    return layer.activation.kinks(layer)
 
 
 # ----------------------------------------------------------------------------------------
@@ -306,12 +276,13 @@ def evaluate(
         for index, layer in enumerate(network.layers):
             u = affine(weights[index], biases[index], current)
             pre[index].append(u)
-            if layer.activation is Activation.LINEAR:
+            activation = layer.activation
+            if activation.identity:
                 current = u
-            elif layer.activation is Activation.SOFTMAX:
-                current = smooth.softmax(u)
+            elif activation.vector:
+                current = activation.vector_value(u, smooth)
             else:
-                current = tuple([activation_value(layer, value, smooth) for value in u])
+                current = tuple([activation.value(value, layer, smooth) for value in u])
             post[index].append(current)
             if points[index]:
                 for unit, value in enumerate(u):
@@ -322,7 +293,7 @@ def evaluate(
     predictions = tuple(post[-1])
     factor = _normaliser(loss, samples, outputs)
     output_layer = network.layers[-1]
-    linear_output = output_layer.activation is Activation.LINEAR
+    linear_output = output_layer.activation.identity
     target_rows: list[Vector] = []
     for target in targets:
         if loss.kind is LossKind.CROSS_ENTROPY:
@@ -345,7 +316,7 @@ def evaluate(
             for r in residual:
                 total = total + r * r
             delta = tuple([2 * r for r in residual]) if linear_output else tuple([
-                2 * r * activation_derivative(output_layer, z, p, conventions)
+                2 * r * activation_derivative(output_layer, z, p, conventions, smooth)
                 for r, z, p in zip(residual, pre[-1][m], prediction, strict=True)
             ])
         elif loss.kind is LossKind.BCE:
@@ -382,7 +353,7 @@ def evaluate(
             break
         weight = weights[index]
         below = network.layers[index - 1]
-        linear_below = below.activation is Activation.LINEAR
+        linear_below = below.activation.identity
         below_deltas: list[Vector] = []
         for m, delta in enumerate(deltas):
             back = []
@@ -391,7 +362,7 @@ def evaluate(
                 for j in range(units):
                     total = total + weight[j][i] * delta[j]
                 back.append(total if linear_below else total * activation_derivative(
-                    below, pre[index - 1][m][i], post[index - 1][m][i], conventions))
+                    below, pre[index - 1][m][i], post[index - 1][m][i], conventions, smooth))
             below_deltas.append(tuple(back))
         deltas = below_deltas
     ordered = {name: gradients[name] for name in network.parameter_shapes()}

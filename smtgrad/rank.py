@@ -34,7 +34,7 @@ from smtgrad.network import (
     kink_points,
 )
 from smtgrad.numbers import integral_as_int, rational_fractions
-from smtgrad.spec import Activation, LossKind, Network, Spec, TargetKind, entries
+from smtgrad.spec import LossKind, Network, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
 
@@ -44,7 +44,7 @@ def applicable(spec: Spec) -> bool:
         spec.loss.kind is LossKind.MSE
         and spec.targets is TargetKind.REAL
         and "Y" not in spec.fixed
-        and all(layer.activation.is_piecewise_linear for layer in spec.network.layers)
+        and all(layer.activation.piecewise_linear for layer in spec.network.layers)
     )
 
 
@@ -422,7 +422,7 @@ def _forward(network: Network, params: Parameters, row: tuple[Any, ...]) -> _Pas
     for layer, weight, bias in zip(network.layers, params.weights, params.biases,
                                    strict=True):
         u = affine(weight, bias, current)
-        current = u if layer.activation is Activation.LINEAR else tuple(
+        current = u if layer.activation.identity else tuple(
             [activation_value(layer, value, RATIONAL) for value in u])
         pre.append(u)
         post.append(current)
@@ -441,7 +441,7 @@ def _features(spec: Spec, params: Parameters, forward: _Pass, output: int, plan:
     layers = network.layers
     last = layers[-1]
     delta: list[Any] = [0] * network.outputs
-    delta[output] = 1 if last.activation is Activation.LINEAR else integral_as_int(
+    delta[output] = 1 if last.activation.identity else integral_as_int(
         activation_derivative(last, forward.pre[-1][output], forward.post[-1][output],
                               conventions))
     result: list[Any] = [0] * plan.slots
@@ -455,7 +455,7 @@ def _features(spec: Spec, params: Parameters, forward: _Pass, output: int, plan:
         weight = params.weights[index - 1]
         layer = layers[index - 2]
         pre, post = forward.pre[index - 2], forward.post[index - 2]
-        linear = layer.activation is Activation.LINEAR
+        linear = layer.activation.identity
         below_delta = []
         for i in range(layer.units):
             total = 0

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from smtgrad import activations
+from smtgrad.activations import Activation
 from smtgrad.expr import Cond, ExprError, Ref, parse_condition, references
 from smtgrad.numbers import NumberError, parse_exact
 
@@ -37,28 +39,6 @@ class SpecError(Exception):
         self.expected = expected
         where = f"{source}: {key}" if key else source
         super().__init__(f"{where}: {expected}")
-
-
-class Activation(Enum):
-    """Elementwise activation applied after an affine layer."""
-
-    LINEAR = "linear"
-    RELU = "relu"
-    LEAKY_RELU = "leaky_relu"
-    ABS = "abs"
-    HARDTANH = "hardtanh"
-    SIGMOID = "sigmoid"
-    TANH = "tanh"
-    SOFTMAX = "softmax"
-
-    @property
-    def is_piecewise_linear(self) -> bool:
-        return self in PIECEWISE_LINEAR
-
-
-PIECEWISE_LINEAR = frozenset(
-    {Activation.LINEAR, Activation.RELU, Activation.LEAKY_RELU, Activation.ABS, Activation.HARDTANH}
-)
 
 
 class LossKind(Enum):
@@ -98,7 +78,7 @@ class Layer:
     """An affine layer of ``units`` outputs followed by ``activation``."""
 
     units: int
-    activation: Activation
+    activation: Activation  # one of smtgrad.activations.REGISTRY
     slope: Fraction = Fraction(1, 100)
 
 
@@ -585,17 +565,21 @@ class _Validator:
             if "units" not in layer:
                 raise self.fail(f"{key}.units", "required key is missing")
             units = self.integer(layer["units"], f"{key}.units", 1, MAX_UNITS)
-            activation = self.choice(layer.get("activation", "linear"), f"{key}.activation",
-                                     Activation)
+            raw_activation = layer.get("activation", "linear")
+            if not isinstance(raw_activation, str) or raw_activation not in activations.REGISTRY:
+                raise self.fail(f"{key}.activation", f"expected one of "
+                                f"{', '.join(activations.NAMES)}, found "
+                                f"{_type_name(raw_activation)}")
+            activation = activations.get(raw_activation)
             slope = Fraction(1, 100)
             if "slope" in layer:
-                if activation is not Activation.LEAKY_RELU:
+                if not activation.takes_slope:
                     raise self.fail(f"{key}.slope", "slope applies only to leaky_relu")
                 slope = self.number(layer["slope"], f"{key}.slope")
             last = position == len(raw_layers) - 1
-            if activation is Activation.SOFTMAX and not last:
-                raise self.fail(f"{key}.activation", "softmax is supported on the output layer "
-                                                     "only")
+            if activation.vector and not last:
+                raise self.fail(f"{key}.activation", f"{activation.name} is supported on the "
+                                                     "output layer only")
             layers.append(Layer(units=units, activation=activation, slope=slope))
         return Network(inputs=inputs, layers=tuple(layers))
 
@@ -612,11 +596,11 @@ class _Validator:
 
     def check_compatible(self, network: Network, loss: Loss, targets: TargetKind) -> None:
         output = network.layers[-1].activation
-        if loss.kind is LossKind.BCE and output is not Activation.SIGMOID:
+        if loss.kind is LossKind.BCE and output is not activations.SIGMOID:
             raise self.fail("loss", "bce needs a sigmoid output layer")
-        if loss.kind is LossKind.CROSS_ENTROPY and output is not Activation.SOFTMAX:
+        if loss.kind is LossKind.CROSS_ENTROPY and output is not activations.SOFTMAX:
             raise self.fail("loss", "cross_entropy needs a softmax output layer")
-        if output is Activation.SOFTMAX and loss.kind is not LossKind.CROSS_ENTROPY:
+        if output is activations.SOFTMAX and loss.kind is not LossKind.CROSS_ENTROPY:
             raise self.fail("loss", "a softmax output layer goes with cross_entropy")
         if loss.kind is LossKind.CROSS_ENTROPY and targets is not TargetKind.CLASS:
             raise self.fail("targets", "cross_entropy takes class targets (targets: class)")

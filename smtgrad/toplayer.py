@@ -39,7 +39,7 @@ from smtgrad.network import (
     kink_points,
 )
 from smtgrad.rank import solve_linear
-from smtgrad.spec import Activation, LossKind, Spec, TargetKind, entries
+from smtgrad.spec import LossKind, Spec, TargetKind, entries
 from smtgrad.witness import Witness
 
 #: Small values the biased draws pick from (zero among them unless the spec is generic).
@@ -54,10 +54,9 @@ def applicable(spec: Spec) -> bool:
     """MSE, a linear output layer, piecewise-linear hidden layers, and some output-layer
     gradient entry queried zero."""
     network = spec.network
-    if spec.loss.kind is not LossKind.MSE or network.layers[-1].activation is not \
-            Activation.LINEAR:
+    if spec.loss.kind is not LossKind.MSE or not network.layers[-1].activation.identity:
         return False
-    if not all(layer.activation.is_piecewise_linear for layer in network.layers):
+    if not all(layer.activation.piecewise_linear for layer in network.layers):
         return False
     if any(not isinstance(value, Fraction | int) for value in _fixed_values(spec)):
         return False  # closed-form fixed values: the exact system here is over Q

@@ -229,6 +229,13 @@ def _exponential_evaluation(spec: Spec, witness: Witness) -> Evaluation | None:
                               witness.inputs, witness.targets, ExpFunctions())
     except InexactValue:
         return None
+    stack: list[Any] = [*evaluation.gradients.values(), *evaluation.predictions]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(item)
+        elif isinstance(item, OpaqueReal):
+            return None  # a softplus value, say: balls decide what they can
     if isinstance(evaluation.loss, OpaqueReal):
         try:
             loss = interval_evaluation(spec, witness).loss

@@ -185,6 +185,15 @@ class FractionKit:
     def log(self, value: Any) -> Any:
         raise ValueError("log is not rational")
 
+    def erf(self, value: Any) -> Any:
+        raise ValueError("erf is not rational")
+
+    def sqrt(self, value: Any) -> Any:
+        raise ValueError("sqrt is not rational")
+
+    def pi(self) -> Any:
+        raise ValueError("pi is not rational")
+
     def is_zero(self, value: Any) -> bool:
         return value == 0
 
@@ -212,6 +221,15 @@ class SympyKit:
 
     def log(self, value: Any) -> Any:
         return sympy.log(value)
+
+    def erf(self, value: Any) -> Any:
+        return sympy.erf(value)
+
+    def sqrt(self, value: Any) -> Any:
+        return sympy.sqrt(value)
+
+    def pi(self) -> Any:
+        return sympy.pi
 
     def is_zero(self, value: Any) -> bool:
         return bool(sympy.expand(sympy.simplify(value)) == 0)
@@ -243,6 +261,15 @@ class MpmathKit:
 
     def log(self, value: Any) -> Any:
         return self.ctx.log(value)
+
+    def erf(self, value: Any) -> Any:
+        return self.ctx.erf(value)
+
+    def sqrt(self, value: Any) -> Any:
+        return self.ctx.sqrt(value)
+
+    def pi(self) -> Any:
+        return +self.ctx.pi
 
     def is_zero(self, value: Any) -> bool:
         return abs(value) < self.eps
@@ -303,6 +330,19 @@ class Reference:
             e = k.exp(2 * u)
             value = (e - one) / (e + one)
             return value, one - value * value, False
+        if activation == "softplus":
+            return k.log(one + k.exp(u)), one / (one + k.exp(-u)), False
+        if activation == "elu":
+            if k.sign(u) > 0:
+                return u, one, False
+            return k.exp(u) - one, k.exp(u), False
+        if activation == "silu":
+            s = one / (one + k.exp(-u))
+            return u * s, s + u * s * (one - s), False
+        if activation == "gelu":
+            cdf = (one + k.erf(u / k.sqrt(k.const(2)))) / 2
+            pdf = k.exp(-u * u / 2) / k.sqrt(2 * k.pi())
+            return u * cdf, cdf + u * pdf, False
         raise ValueError(f"unknown activation {activation}")
 
     def evaluate(self, spec: Any, weights: Sequence[Any], biases: Sequence[Any],
@@ -331,7 +371,7 @@ class Reference:
                 w, b = weights[li], biases[li]
                 u = [sum((w[j][i] * a[i] for i in range(len(a))), k.const(0)) + b[j]
                      for j in range(layer.units)]
-                act = layer.activation.value
+                act = layer.activation.name
                 if act == "softmax":
                     exps = [k.exp(uj) for uj in u]
                     total = sum(exps, k.const(0))

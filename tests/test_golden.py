@@ -151,7 +151,7 @@ def recheck_witness(spec: Any, data: dict[str, Any], ref: Any) -> None:
         recheck_enclosure(spec, witness, ref)
         return
     assert data["certificate"] == "exact"
-    smooth = any(layer.activation.value not in PIECEWISE for layer in spec.network.layers)
+    smooth = any(layer.activation.name not in PIECEWISE for layer in spec.network.layers)
     exact = "fractions" if _all_rational(witness) and not smooth else "sympy"
     kit = ref.kit(exact)
     weights, biases, inputs, targets = _blocks(spec, witness, kit, ref)
@@ -190,7 +190,7 @@ def _near_kink(spec: Any, numeric: Any, mp: Any) -> bool:
     for li, layer in enumerate(spec.network.layers):
         for row in numeric.pre[li]:
             for u in row:
-                if any(abs(u - p) < margin for p in points.get(layer.activation.value, ())):
+                if any(abs(u - p) < margin for p in points.get(layer.activation.name, ())):
                     return True
     return False
 

@@ -252,7 +252,7 @@ def _must_reject(spec: Any, block: str, index: tuple[int, ...]) -> bool:
         return True
     depth = spec.network.depth
     last = f"b{depth}"
-    linear = spec.network.layers[-1].activation.value == "linear"
+    linear = spec.network.layers[-1].activation.name == "linear"
     whole = any(t.block == last and t.index is None for t in spec.query.zero)
     if linear and whole and spec.loss.kind.value == "mse":
         return block in ("Y", last)
