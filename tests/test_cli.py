@@ -206,13 +206,13 @@ def test_timeout_reason_is_not_negative(runner: CliRunner, tmp_path_factory: Any
 
 
 def test_internal_error_when_the_verifier_rejects(runner: CliRunner, monkeypatch: Any) -> None:
-    import smtgrad.engine
+    import smtgrad.methods.base
     from smtgrad.verify import Verification
 
     def reject(spec: Any, witness: Any, *args: Any, **kwargs: Any) -> Verification:
         return Verification(False, ("forced rejection",), None)
 
-    monkeypatch.setattr(smtgrad.engine, "verify", reject)
+    monkeypatch.setattr(smtgrad.methods.base, "verify", reject)  # every method's verifier
     result = invoke(runner, "solve", SEED)
     assert result.exit_code == EXIT_INTERNAL
     assert "forced rejection" in result.output

@@ -204,13 +204,13 @@ def test_unknown_is_never_unsat(monkeypatch: Any) -> None:
 
 
 def test_rejected_witness_is_an_error(monkeypatch: Any) -> None:
-    import smtgrad.engine
+    import smtgrad.methods.base
     from smtgrad.verify import Verification
 
     def reject(*args: Any, **kwargs: Any) -> Verification:
         return Verification(False, ("forced rejection",), None)
 
-    monkeypatch.setattr(smtgrad.engine, "verify", reject)
+    monkeypatch.setattr(smtgrad.methods.base, "verify", reject)  # every method's verifier
     with pytest.raises(WitnessRejected) as caught:
         solve(load_spec(SEED), SolveOptions(fast_path=False, timeout=60))
     assert "forced rejection" in str(caught.value)

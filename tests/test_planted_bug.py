@@ -24,7 +24,7 @@ from pysmt.shortcuts import Plus
 from typer.testing import CliRunner
 
 import smtgrad.encoding as encoding
-import smtgrad.engine as engine
+from smtgrad.methods.exact import FastPath
 from smtgrad.cli import app
 from smtgrad.spec import Activation, Layer
 
@@ -85,7 +85,7 @@ def runner() -> CliRunner:
 def no_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rank criterion and the output-layer solve would find a correct witness
     themselves: switch the fast path off."""
-    monkeypatch.setattr(engine._Engine, "fast_path", lambda *args, **kwargs: None)
+    monkeypatch.setattr(FastPath, "run", lambda *args, **kwargs: None)
 
 
 @pytest.fixture

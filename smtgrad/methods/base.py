@@ -1,0 +1,157 @@
+"""What a method is, what it returns, and the per-solve context it runs in.
+
+A :class:`Method` declares what it can prove (:class:`Proves`), whether it
+applies to a problem, and runs within a time budget, returning an
+:class:`Outcome` (or None: nothing found, nothing proved). Methods never decide
+the final verdict: the engine does (:mod:`smtgrad.engine`). Every candidate
+witness goes through the verifier here (:meth:`Context.judged`): a refuted one
+is a bug (:class:`WitnessRejected`), an undecided one is unknown.
+
+May import the spec, the reference network and verifier, and the backends;
+never the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Flag
+from typing import ClassVar
+
+from smtgrad.backends import Backend, get_backend
+from smtgrad.errors import InternalError
+from smtgrad.spec import Spec, Verdict
+from smtgrad.verify import Status, Verification, verify
+from smtgrad.witness import Witness
+
+Progress = Callable[[str], None]
+
+
+class WitnessRejected(InternalError, RuntimeError):
+    """A method's witness failed exact verification: a bug in smtgrad, never a sat."""
+
+    def __init__(self, method: str, failures: tuple[str, ...]) -> None:
+        self.method = method
+        self.failures = failures
+        super().__init__(f"witness from {method} rejected by the exact verifier: "
+                         + "; ".join(failures[:5]))
+
+
+class Proves(Flag):
+    """What a method's answers can establish."""
+
+    SAT = 1
+    UNSAT = 2
+    BOTH = 3
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """How to solve: which M, how long, which backend, which methods."""
+
+    samples: int | None = None
+    minimal: bool = False
+    timeout: float | None = 60.0
+    backend: str = "z3"
+    cross_check: bool = False
+    fast_path: bool = True
+    reduction: bool = True
+    lemmas: bool = True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one method established at one M."""
+
+    verdict: Verdict
+    method: str
+    solver: str
+    witness: Witness | None = None
+    verification: Verification | None = None
+    reason: str = ""
+    all_samples: bool = False
+    start: Witness | None = None  # an abstraction model: a starting point for enclosures
+    certificate: str = "exact"
+
+
+class Context:
+    """One solve's shared state: options, the deadline, the backend, progress."""
+
+    def __init__(self, options: SolveOptions, progress: Progress | None) -> None:
+        self.options = options
+        self.progress: Progress = progress or (lambda message: None)
+        self.reporting = progress is not None  # skip building messages nobody reads
+        self.start = time.perf_counter()
+        self.deadline = None if options.timeout is None else self.start + options.timeout
+        self._backend: Backend | None = None
+
+    def remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - time.perf_counter()
+
+    def expired(self) -> bool:
+        remaining = self.remaining()
+        return remaining is not None and remaining <= 0
+
+    def slice(self, share: float, cap: float) -> float | None:
+        """A time slice: ``share`` of what remains, at most ``cap`` seconds."""
+        remaining = self.remaining()
+        if remaining is None:
+            return cap
+        return max(0.05, min(cap, remaining * share))
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = get_backend(self.options.backend)
+        return self._backend
+
+    def verify(self, spec: Spec, witness: Witness) -> Verification:
+        """The exact verifier (every method's candidates go through here)."""
+        return verify(spec, witness)
+
+    def timeout_reason(self) -> str:
+        return f"timeout after {self.options.timeout:g} s"
+
+    def judged(self, spec: Spec, witness: Witness, method: str, solver: str,
+               check: Verification | None = None) -> Outcome:
+        """A candidate witness through the verifier: sat when every requirement is proved,
+        a bug (:class:`WitnessRejected`) when one is refuted, unknown when one cannot be
+        decided."""
+        check = check or self.verify(spec, witness)
+        if check.status is Status.HOLDS:
+            return Outcome(Verdict.SAT, method, solver, witness=witness, verification=check)
+        if check.status is Status.FAILS:
+            raise WitnessRejected(method, check.failures)
+        return Outcome(Verdict.UNKNOWN, method, solver, reason=(
+            "a candidate witness was found, but the verifier cannot decide "
+            + "; ".join(check.undecided[:3])))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One query at one M: the spec fixed at that M, and the solve's context."""
+
+    spec: Spec
+    samples: int
+    context: Context
+    #: Results earlier methods left for later ones (an abstraction's model, ...).
+    hints: dict[str, object]
+
+
+class Method(ABC):
+    """A way to answer a problem. Subclasses say what they prove and when they apply."""
+
+    name: ClassVar[str]
+    proves: ClassVar[Proves]
+
+    def applies(self, problem: Problem) -> bool:
+        return True
+
+    @abstractmethod
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        """An outcome (sat, unsat or unknown with a reason), or None when the method found
+        nothing worth reporting. ``budget`` is seconds (None: until the deadline)."""

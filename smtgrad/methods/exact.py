@@ -1,0 +1,214 @@
+"""Methods for piecewise-linear networks with MSE: evaluation, lemmas, the fast path
+(rank criterion and output-layer solve), sample reduction, the exact SMT encoding."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from fractions import Fraction
+from math import prod
+
+from smtgrad.lemmas import structural_proof
+from smtgrad.methods.base import Method, Outcome, Problem, Proves
+from smtgrad.methods.smt import SmtRunner
+from smtgrad.spec import LossKind, Spec, TargetKind, Verdict
+from smtgrad.verify import Status, Verification
+from smtgrad.witness import Witness, fixed_witness
+
+#: Up to this M the complete solver runs right after a short fast-path search.
+SMALL_M = 4
+
+#: Seconds of fast-path draws before the complete solver at M <= SMALL_M.
+SMALL_M_FAST_PATH_SECONDS = 0.03
+
+
+class FullyFixed(Method):
+    """Every value fixed: one candidate, and the verifier's answer on it is the verdict."""
+
+    name = "evaluation"
+    proves = Proves.BOTH
+
+    def applies(self, problem: Problem) -> bool:
+        return fixed_witness(problem.spec, problem.samples) is not None
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        spec, samples = problem.spec, problem.samples
+        candidate = fixed_witness(spec, samples)
+        assert candidate is not None
+        problem.context.progress(f"M={samples}: every value is fixed; evaluating the one "
+                                 "candidate")
+        method, solver = "evaluation of the fully fixed spec", "smtgrad exact evaluation"
+        check = problem.context.verify(spec, candidate)
+        if check.status is Status.HOLDS:
+            return Outcome(Verdict.SAT, method, solver, witness=candidate, verification=check)
+        if check.status is Status.FAILS:
+            return Outcome(Verdict.UNSAT, method, solver, reason=(
+                "every value is fixed, and the one candidate fails: "
+                + "; ".join(check.failures[:5])))
+        return Outcome(Verdict.UNKNOWN, method, solver, reason=(
+            "every value is fixed, but exact and ball arithmetic cannot decide: "
+            + "; ".join(check.undecided[:5])))
+
+
+class StructuralLemmas(Method):
+    """Unsat proofs read off the query's shape, with no solver (:mod:`smtgrad.lemmas`)."""
+
+    name = "lemmas"
+    proves = Proves.UNSAT
+
+    def applies(self, problem: Problem) -> bool:
+        return problem.context.options.lemmas
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        # The lemmas read the network, query and conventions, not the spec's M.
+        proof = structural_proof(problem.spec, problem.samples)
+        if proof is None:
+            return None
+        if problem.context.reporting:
+            problem.context.progress(f"M={problem.samples}: unsat by the {proof.lemma}")
+        return Outcome(Verdict.UNSAT, proof.lemma, "smtgrad structural lemma",
+                       reason=proof.argument, all_samples=proof.all_samples)
+
+
+def reduction_bound(spec: Spec) -> int | None:
+    """D, when the sample-reduction lemma applies to ``spec``; else None.
+
+    With MSE, free real targets and no per-sample constraints (no fixed X or Y,
+    no assumptions), the gradients are sum_m phi(theta, x_m) r_m with the r_m
+    free. A vector in the span of the phi columns is a combination of at most
+    D of them, D the number of queried coordinates, so any witness reduces to
+    one with at most D of its samples (genericity is preserved by subsets).
+    """
+    if (spec.loss.kind is not LossKind.MSE or spec.targets is not TargetKind.REAL
+            or "X" in spec.fixed or "Y" in spec.fixed or spec.assume or not spec.query.nonzero):
+        return None
+    shapes = spec.network.parameter_shapes()
+    targets = (*spec.query.zero, *spec.query.nonzero)
+    whole = {target.block for target in targets if target.index is None}
+    single = {(target.block, target.index) for target in targets
+              if target.index is not None and target.block not in whole}
+    return sum(prod(shapes[block]) for block in whole) + len(single)
+
+
+def _bound(problem: Problem) -> int | None:
+    """D for the problem when sample reduction is switched on (cached per solve)."""
+    if not problem.context.options.reduction:
+        return None
+    key = "reduction bound"
+    if key not in problem.hints:
+        problem.hints[key] = reduction_bound(problem.spec)
+    bound = problem.hints[key]
+    assert bound is None or isinstance(bound, int)
+    return bound
+
+
+def reducible(problem: Problem) -> bool:
+    """M > D without genericity: the problem is decided at M = D."""
+    bound = _bound(problem)
+    return bound is not None and problem.samples > bound and not problem.spec.generic
+
+
+def small(problem: Problem) -> bool:
+    """A small problem (M <= SMALL_M) that sample reduction does not take."""
+    return problem.samples <= SMALL_M and not reducible(problem)
+
+
+class FastPath(Method):
+    """Sat-only exact searches: the rank criterion (free residuals), then the output-layer
+    solve (fixed, binary or bounded targets; degenerate draws)."""
+
+    name = "fast path"
+    proves = Proves.SAT
+
+    def applies(self, problem: Problem) -> bool:
+        return problem.context.options.fast_path
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        from smtgrad import toplayer
+        from smtgrad.rank import applicable as rank_applicable
+        from smtgrad.rank import search
+
+        spec, samples = problem.spec, problem.samples
+        budget = 0.5 if budget is None else budget
+        remaining = problem.context.remaining()
+        if remaining is not None:
+            budget = min(budget, remaining / 4)
+        found: list[Verification] = []
+
+        def accept(witness: Witness) -> bool:
+            check = problem.context.verify(spec, witness)
+            if check.accepted:
+                found.append(check)
+            return check.accepted
+
+        solver = "smtgrad exact linear algebra"
+        start = time.perf_counter()
+        second = toplayer.applicable(spec)
+        rank_share = budget / 2 if second and rank_applicable(spec) else budget
+        witness = search(spec, samples, start + rank_share, accept=accept)
+        if witness is not None:
+            return Outcome(Verdict.SAT, "rank criterion (exact linear algebra on residuals)",
+                           solver, witness=witness, verification=found[-1])
+        if second:
+            witness = toplayer.search(spec, samples, start + budget, accept=accept)
+            if witness is not None:
+                return Outcome(Verdict.SAT, "output layer solved exactly on biased draws "
+                               "(zeros, repeated inputs and kinks allowed)", solver,
+                               witness=witness, verification=found[-1])
+        return None
+
+
+class ExactSMT(Method):
+    """The residual/phase encoding on the chosen backend: complete for piecewise-linear
+    networks with MSE."""
+
+    name = "exact encoding"
+    proves = Proves.BOTH
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        return SmtRunner(problem.context).solve(problem.spec, problem.samples, budget=budget)
+
+
+def _pad(witness: Witness, spec: Spec, samples: int) -> Witness:
+    """Add copies of sample 0 with zero residual (gradients unchanged)."""
+    from smtgrad.network import evaluate
+
+    extra = samples - witness.samples
+    first = witness.inputs[0]
+    zero = tuple(Fraction(0) for _ in range(spec.network.outputs))
+    prediction = evaluate(spec.network, spec.loss, spec.conventions, witness.parameters,
+                          (first,), (zero,)).predictions[0]
+    return Witness(parameters=witness.parameters,
+                   inputs=witness.inputs + (first,) * extra,
+                   targets=witness.targets + (tuple(prediction),) * extra)
+
+
+class SampleReduction(Method):
+    """M > D: decide at M = D (unsat there is unsat for every M; sat pads up to M)."""
+
+    name = "sample reduction"
+    proves = Proves.BOTH
+
+    def applies(self, problem: Problem) -> bool:
+        return reducible(problem)
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        spec, samples, context = problem.spec, problem.samples, problem.context
+        bound = _bound(problem)
+        assert bound is not None
+        context.progress(f"M={samples}: reducing to M={bound} (sample-reduction lemma)")
+        reduced = SmtRunner(context).solve(spec.with_samples(bound), bound, budget=budget)
+        if reduced.verdict is Verdict.UNSAT:
+            return dataclasses.replace(reduced, all_samples=True, reason=(
+                f"{reduced.reason}; by sample reduction every witness reduces to at most "
+                f"{bound} samples and pads with zero-residual copies, so no M works"))
+        if reduced.verdict is Verdict.SAT and reduced.witness is not None:
+            if context.options.fast_path:
+                # Sat is settled; prefer a witness with distinct samples to a padded one.
+                fast = FastPath().run(problem, None)
+                if fast is not None:
+                    return fast
+            padded = _pad(reduced.witness, spec, samples)
+            return context.judged(spec, padded, f"{reduced.method}, padded from M={bound}",
+                                  reduced.solver)
+        return None  # unknown at M = D: the full problem is tried next

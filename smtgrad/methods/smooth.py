@@ -1,0 +1,186 @@
+"""Methods for smooth networks (sigmoid, tanh, softmax, softplus, elu, silu, gelu) and
+cross-entropy losses: the monotone abstraction (unsat), log lattices (exact sat),
+concretised lattice draws, and certified enclosures (Krawczyk)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from fractions import Fraction
+from typing import Any
+
+from smtgrad.methods.base import Method, Outcome, Problem, Proves
+from smtgrad.methods.smt import SmtRunner
+from smtgrad.modes import Mode, ModeKind, UnsupportedSpec
+from smtgrad.spec import Spec, Verdict
+from smtgrad.verify import Verification
+from smtgrad.witness import Witness
+
+#: Bases beta of the log lattices tried, in order, and the largest |k| of k*ln(beta).
+LATTICE_BASES = (Fraction(2), Fraction(3), Fraction(3, 2), Fraction(5), Fraction(4, 3))
+LATTICE_RADIUS = 3
+
+
+def lattice_bases(spec: Spec) -> tuple[Fraction, ...]:
+    """Bases beta of the log lattices to try: first those the spec's fixed closed forms
+    live on (a fixed ``log(7)`` needs the ln 7 lattice), then :data:`LATTICE_BASES`."""
+    from smtgrad.lognum import LogNumber
+
+    derived: list[Fraction] = []
+    stack: list[Any] = list(spec.fixed.values())
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(item)
+        elif isinstance(item, LogNumber):
+            form = item.linear_form()
+            if not form:
+                continue
+            first = next(iter(form.values()))
+            ratios = {prime: q / first for prime, q in form.items()}
+            if all(r.denominator == 1 for r in ratios.values()):
+                base = Fraction(1)
+                for prime, ratio in ratios.items():
+                    base *= Fraction(prime) ** int(ratio)
+                base = base if base > 1 else 1 / base
+                if base not in derived:
+                    derived.append(base)
+    return (*derived, *(b for b in LATTICE_BASES if b not in derived))
+
+
+def _weak(problem: Problem) -> bool:
+    """A softmax output: the first abstraction keeps per-sample facts only (cheaper)."""
+    return problem.spec.network.layers[-1].activation.vector
+
+
+class Abstraction(Method):
+    """Smooth units replaced by fresh values with true facts: its unsat is unsat."""
+
+    name = "abstraction"
+    proves = Proves.UNSAT
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        outcome = SmtRunner(problem.context).solve(
+            problem.spec, problem.samples, Mode(ModeKind.ABSTRACT, strong=not _weak(problem)),
+            budget)
+        problem.hints["abstraction"] = outcome
+        return outcome
+
+
+class AbstractionRetry(Method):
+    """The full abstraction with the rest of the time, when the first try was cut short."""
+
+    name = "abstraction (full)"
+    proves = Proves.UNSAT
+
+    def applies(self, problem: Problem) -> bool:
+        first = problem.hints.get("abstraction")
+        return (isinstance(first, Outcome) and first.verdict is Verdict.UNKNOWN
+                and (first.start is None or _weak(problem)))
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        retry = SmtRunner(problem.context).solve(problem.spec, problem.samples,
+                                                 Mode(ModeKind.ABSTRACT), budget)
+        return retry
+
+
+class ConcretisedLattice(Method):
+    """Many cheap draws: lower layers and inputs fixed, top layer solved on the lattice."""
+
+    name = "concretised lattice"
+    proves = Proves.SAT
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        from smtgrad.concretize import draws
+        from smtgrad.encoding import check_supported
+
+        spec, samples, context = problem.spec, problem.samples, problem.context
+        stop = time.perf_counter() + (budget if budget is not None else 30.0)
+        context.progress(f"M={samples}: concretised log-lattice draws")
+        base = lattice_bases(spec)[0]
+        mode = Mode(ModeKind.LATTICE, base, 2)
+        runner = SmtRunner(context)
+        for attempt, candidate in enumerate(draws(spec, samples, base)):
+            if attempt >= 200 or time.perf_counter() > stop or context.expired():
+                break
+            try:
+                check_supported(candidate, mode)
+            except UnsupportedSpec:
+                break
+            outcome = runner.solve(candidate, samples, mode,
+                                   min(1.0, max(0.05, stop - time.perf_counter())),
+                                   verify_against=spec)
+            if outcome.verdict is Verdict.SAT:
+                return dataclasses.replace(outcome, method=(
+                    f"{outcome.method}, lower layers and inputs fixed by a random draw"))
+        return Outcome(Verdict.UNKNOWN, self.name, "none",
+                       reason="no witness among the concretised lattice draws")
+
+
+class Lattices(Method):
+    """The log-lattice encodings, one base after the other (sat only: exact witnesses)."""
+
+    name = "log lattices"
+    proves = Proves.SAT
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        from smtgrad.encoding import check_supported
+
+        spec, samples, context = problem.spec, problem.samples, problem.context
+        notes: list[str] = []
+        bases = lattice_bases(spec)
+        runner = SmtRunner(context)
+        for position, base in enumerate(bases):
+            if context.expired():
+                break
+            mode = Mode(ModeKind.LATTICE, base, LATTICE_RADIUS)
+            try:
+                check_supported(spec, mode)
+            except UnsupportedSpec as error:
+                notes.append(f"lattice: {error}")
+                break
+            outcome = runner.solve(spec, samples, mode,
+                                   context.slice(0.5 / (len(bases) - position), 20.0))
+            if outcome.verdict is Verdict.SAT:
+                return outcome
+            notes.append(f"no witness on the ln({base}) lattice"
+                         + (f" ({outcome.reason})" if outcome.verdict is Verdict.UNKNOWN else ""))
+        return Outcome(Verdict.UNKNOWN, self.name, "none", reason="; ".join(notes))
+
+
+class Enclosure(Method):
+    """Newton from the abstraction's model and random points, then a Krawczyk test."""
+
+    name = "enclosure"
+    proves = Proves.SAT
+
+    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+        from smtgrad import enclosure
+
+        spec, samples, context = problem.spec, problem.samples, problem.context
+        context.progress(f"M={samples}: searching a certified enclosure (interval Newton)")
+        first = problem.hints.get("abstraction")
+        start = first.start if isinstance(first, Outcome) else None
+        starts = [] if start is None else [enclosure.Point(start.parameters, start.inputs,
+                                                           start.targets)]
+        starts += enclosure.random_points(spec, samples, 40)
+        verified: list[tuple[Witness, Verification]] = []
+
+        def accept(found: enclosure.Found) -> bool:
+            values = {c: b for c, b in zip(found.unknowns, found.box, strict=True)}
+            boxed = found.point.with_values(values)
+            witness = Witness(boxed.parameters, boxed.inputs, boxed.targets)
+            check = problem.context.verify(spec, witness)
+            if check.accepted:
+                verified.append((witness, check))
+            return check.accepted
+
+        found = enclosure.search(spec, samples, starts,
+                                 time.perf_counter() + (budget or 60.0), accept=accept)
+        if found is None:
+            return Outcome(Verdict.UNKNOWN, self.name, "none",
+                           reason="no certified enclosure found by interval Newton")
+        witness, check = verified[-1]
+        return Outcome(Verdict.SAT, "interval Newton with a Krawczyk certificate",
+                       "python-flint arb ball arithmetic", witness=witness, verification=check,
+                       certificate="enclosure")
