@@ -13,6 +13,7 @@ import random
 import subprocess
 import sys
 import time
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,11 +23,18 @@ from hypothesis import HealthCheck, given, settings
 from smtgrad import fuzz
 from smtgrad.engine import SolveOptions, solve
 from smtgrad.fuzz import (
+    CaseClass,
     Category,
+    FuzzCase,
     FuzzConfig,
     Replay,
     case_random,
     case_seeds,
+    expected_walk,
+    fixed_row_count,
+    fixed_witness_of,
+    least_samples,
+    random_case,
     random_spec,
     random_spec_data,
     run_batch,
@@ -36,7 +44,8 @@ from smtgrad.fuzz import (
     torch_replay,
 )
 from smtgrad.rank import solve_linear
-from smtgrad.spec import Verdict, load_spec, parse_spec
+from smtgrad.spec import LossKind, TargetKind, Verdict, load_spec, parse_spec
+from smtgrad.verify import Status, verify
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"
@@ -57,7 +66,7 @@ def test_generated_specs_are_valid(text: str) -> None:
     assert 2 <= spec.network.depth <= 3
     assert all(layer.units <= 3 for layer in spec.network.layers)
     assert 1 <= spec.samples.min <= spec.samples.max <= 5
-    assert all(layer.activation.is_piecewise_linear for layer in spec.network.layers)
+    assert all(fuzz.is_piecewise_linear(layer) for layer in spec.network.layers)
 
 
 @settings(max_examples=300, derandomize=True, deadline=None, database=None)
@@ -198,8 +207,9 @@ def test_a_runaway_solve_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert time.perf_counter() - started < 10
 
 
-def test_a_witness_rejection_in_the_child_is_a_disagreement(
+def test_a_witness_rejection_in_the_child_is_an_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """WitnessRejected (exit 4) is an internal error of smtgrad, reported as such."""
     from smtgrad.engine import WitnessRejected
 
     def rejected(*args: object, **kwargs: object) -> None:
@@ -209,7 +219,8 @@ def test_a_witness_rejection_in_the_child_is_a_disagreement(
     report = fuzz.CaseReport(index=0, seed=0, spec_text="")
     fuzz.check_spec(load_spec(SPECS / "relu_mse.yaml"), FuzzConfig(timeout=5),
                     random.Random(0), report)
-    assert report.category is Category.DISAGREEMENT
+    assert report.category is Category.ERROR
+    assert "planted" in "\n".join(report.details)
 
 
 # ----------------------------------------------------------------------------------------
@@ -225,7 +236,7 @@ def test_fixed_seed_batch_has_no_disagreement() -> None:
     assert summary.errors == 0, details
     assert len(summary.reports) == 48
     decided = summary.counts["sat-verified"] + summary.counts["unsat-confirmed"] \
-        + summary.counts["unsat-unconfirmed"]
+        + summary.counts["unsat-unconfirmed"] + summary.counts["spec-error-expected"]
     assert decided >= 30, dict(summary.counts)
     if torch_available():
         assert summary.counts["torch-agree"] >= 20, dict(summary.counts)
@@ -375,8 +386,9 @@ def test_cross_check_on_every_example(path: Path) -> None:
             assert "says unknown" in data["reason"], data["reason"]
         else:
             assert data["verdict"] == spec.expect.verdict.value, data.get("reason")
-    if data["verdict"] == "unsat":
-        # The unsat was confirmed by the second solver, which the result names.
+    if data["verdict"] == "unsat" and data["solver"] != "smtgrad exact evaluation":
+        # The unsat was confirmed by the second solver, which the result names. (A fully
+        # fixed spec is decided by exact evaluation of its one point: no solver runs.)
         assert "cvc5" in data["solver"] + data.get("reason", ""), data
 
 
@@ -406,3 +418,336 @@ def test_hypothesis_driven_cases(text: str) -> None:
     fuzz.check_spec(parse_spec(text), FuzzConfig(timeout=2.0, points=100, search_seconds=1.0,
                                                  cross_sat=False), random.Random(0), report)
     assert report.category not in (Category.DISAGREEMENT, Category.ERROR), report.describe()
+
+
+# ----------------------------------------------------------------------------------------
+# The targeted case classes (fixed data vs M, named samples, closed forms, degenerate
+# points, fully fixed nets, label targets) and the biased unsat oracle.
+
+
+def _cases(kind: CaseClass, count: int = 80, smooth: bool = False) -> list[FuzzCase]:
+    return [random_case(random.Random(f"{kind.value}:{index}"), smooth, [kind])
+            for index in range(count)]
+
+
+def _fixed_entries(data: dict[str, object]) -> list[object]:
+    fixed = data.get("fixed", {})
+    assert isinstance(fixed, dict)
+    found: list[object] = []
+    stack = [value for name, value in fixed.items() if name not in ("X", "Y")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        else:
+            found.append(item)
+    return found
+
+
+@pytest.mark.parametrize("kind", list(CaseClass), ids=[kind.value for kind in CaseClass])
+def test_every_case_class_generates_valid_specs(kind: CaseClass) -> None:
+    for smooth in (False, True):
+        for case in _cases(kind, 60, smooth):
+            spec = parse_spec(case.text, f"<{kind.value}>")
+            assert case.kind is kind
+            assert spec.network.inputs <= 2 and all(layer.units <= 3
+                                                    for layer in spec.network.layers)
+            assert case.walk == expected_walk(case.data, case.samples, case.minimal)
+            if case.walk is not None:
+                low, high = case.walk
+                assert 1 <= low <= high <= 6
+
+
+@settings(max_examples=100, derandomize=True, deadline=None, database=None)
+@given(fuzz.case_strategy(smooth=True))
+def test_case_strategy_gives_valid_cases(case: FuzzCase) -> None:
+    parse_spec(case.text, "<generated>")
+    assert case.walk == expected_walk(case.data, case.samples, case.minimal)
+
+
+def test_mixed_batch_draws_every_class() -> None:
+    seen = Counter(random_case(case_random(0, index)).kind for index in range(400))
+    assert set(seen) == set(CaseClass), seen
+    assert 0.35 < seen[CaseClass.BASE] / 400 < 0.65, seen
+
+
+def test_fixed_samples_cases() -> None:
+    """Fixed rows define M: samples S != M must be refused, S == M and minimal walk M only."""
+    outcomes: Counter[str] = Counter()
+    for case in _cases(CaseClass.FIXED_SAMPLES, 120):
+        spec = parse_spec(case.text)
+        rows = fixed_row_count(case.data)
+        assert rows is not None and spec.fixed_rows is not None
+        assert spec.fixed_rows[1] == rows
+        if case.samples is not None and case.samples != rows:
+            assert case.walk is None
+            outcomes["refused"] += 1
+        else:
+            assert case.walk == (rows, rows)
+            outcomes["minimal" if case.minimal else "samples" if case.samples else "plain"] += 1
+        outcomes["no samples key"] += "samples" not in case.data
+    assert all(outcomes[key] >= 5 for key in ("refused", "minimal", "samples", "plain",
+                                              "no samples key")), outcomes
+
+
+def test_named_samples_cases() -> None:
+    """The walk starts at 1 + the largest named sample, also with minimal and ranges."""
+    outcomes: Counter[str] = Counter()
+    for case in _cases(CaseClass.NAMED_SAMPLES, 120):
+        spec = parse_spec(case.text)
+        least = least_samples(case.data)
+        assert least == spec.least_samples >= 2
+        if case.walk is None:
+            assert case.samples is not None and case.samples < least
+            outcomes["refused"] += 1
+            continue
+        assert case.walk[0] == (max(least, spec.samples.min) if not case.minimal
+                                and case.samples is None else case.walk[0])
+        if case.minimal and case.samples is None and spec.samples.min == spec.samples.max:
+            assert case.walk[0] == least
+            outcomes["minimal"] += 1
+        if spec.samples.min < least and case.samples is None:
+            assert case.walk[0] == least
+            outcomes["range raised"] += 1
+    assert all(outcomes[key] >= 5 for key in ("refused", "minimal", "range raised")), outcomes
+
+
+def test_expected_walk_follows_the_contract() -> None:
+    fixed = {"samples": 3, "fixed": {"X": [[0], [1], [2]]}}
+    assert expected_walk(fixed, None, False) == (3, 3)
+    assert expected_walk(fixed, None, True) == (3, 3)
+    assert expected_walk(fixed, 3, True) == (3, 3)
+    assert expected_walk(fixed, 2, False) is None
+    named = {"samples": {"min": 1, "max": 5}, "assume": ["X[2] > 0", "yhat[1] < 1"]}
+    assert expected_walk(named, None, False) == (3, 5)
+    assert expected_walk(named, None, True) == (3, 5)
+    assert expected_walk({**named, "samples": 4}, None, True) == (3, 4)
+    assert expected_walk({**named, "samples": 4}, None, False) == (4, 4)
+    assert expected_walk(named, 2, False) is None
+    assert expected_walk(named, 4, True) == (3, 4)
+
+
+def test_closed_form_cases() -> None:
+    outcomes: Counter[str] = Counter()
+    for case in _cases(CaseClass.CLOSED_FORM, 120):
+        spec = parse_spec(case.text)
+        values = [str(v) for v in _fixed_entries(case.data)]
+        logs = [v for v in values if "log" in v]
+        assert logs, case.text
+        outcomes["log(2) and log(3)"] += (any("log(2" in v or "log(1/2)" in v for v in logs)
+                                          and any("log(3" in v for v in logs))
+        smooth = any(not fuzz.is_piecewise_linear(layer) for layer in spec.network.layers)
+        outcomes["sigmoid/tanh" if smooth else "piecewise"] += 1
+        if smooth:
+            assert case.timeout is not None
+        outcomes["fixed X"] += "X" in spec.fixed
+    assert all(outcomes[key] >= 10 for key in ("log(2) and log(3)", "sigmoid/tanh",
+                                               "piecewise", "fixed X")), outcomes
+
+
+def test_degenerate_cases() -> None:
+    outcomes: Counter[str] = Counter()
+    for case in _cases(CaseClass.DEGENERATE, 120):
+        spec = parse_spec(case.text)
+        assert not spec.generic
+        text = " ".join(case.data.get("assume", []))
+        if str(case.data.get("name", "")).startswith("fuzz-degenerate-"):
+            outcomes["template"] += 1
+        outcomes["zero weight"] += "] == 0" in text and "*" not in text
+        outcomes["equal inputs"] += "] == X[" in text
+        outcomes["kink"] += "*X[" in text
+    assert all(outcomes[key] >= 8 for key in ("template", "zero weight", "equal inputs",
+                                               "kink")), outcomes
+
+
+def test_fully_fixed_cases_are_decidable() -> None:
+    """Every value fixed; exact values (rationals, logs under sigmoid/tanh with integer
+    inputs) give a decided verifier status, and solving the output layer makes some hold."""
+    outcomes: Counter[str] = Counter()
+    for case in _cases(CaseClass.FULLY_FIXED, 80):
+        spec = parse_spec(case.text)
+        witness = fixed_witness_of(spec)
+        assert witness is not None, case.text
+        if not case.decided:
+            continue  # sigmoid / tanh at rationals: the exact verifier may take long
+        status = verify(spec, witness).status
+        assert status is not Status.UNDECIDED, case.text
+        outcomes[status.value] += 1
+        outcomes["closed form"] += "log" in case.text
+    assert outcomes[Status.HOLDS.value] >= 10 and outcomes[Status.FAILS.value] >= 10, outcomes
+    assert outcomes["closed form"] >= 5, outcomes
+
+
+def test_label_cases() -> None:
+    outcomes: Counter[str] = Counter()
+    for case in _cases(CaseClass.LABELS, 80):
+        spec = parse_spec(case.text)
+        assert spec.targets in (TargetKind.BINARY, TargetKind.UNIT_INTERVAL)
+        assert spec.loss.kind is LossKind.MSE
+        assert all(fuzz.is_piecewise_linear(layer) for layer in spec.network.layers)
+        top = {f"W{spec.network.depth}", f"b{spec.network.depth}"}
+        outcomes["top zero"] += any(target.block in top for target in spec.query.zero)
+        outcomes[spec.targets.value] += 1
+    assert all(outcomes[key] >= 10 for key in ("top zero", "binary", "unit_interval")), outcomes
+
+
+#: Witnesses need X[0] == X[1] and yhat = 1/2 exactly (binary labels 0 and 1).
+EQUAL_INPUTS_SPEC = """
+network: {inputs: 1, layers: [{units: 1, activation: relu}, {units: 1, activation: linear}]}
+loss: mse
+targets: binary
+samples: 2
+assume: ["X[0] == X[1]", "loss > 0"]
+query: {zero: [W2, b2]}
+"""
+
+#: W1 != 0, so a nonzero dL/dW1 with dL/dW2 = dL/db2 = 0 needs a sample exactly on the kink
+#: (relu'(0) = 1), the other inactive, and b2 = 1/2 between two different binary labels.
+KINK_SPEC = """
+network: {inputs: 1, layers: [{units: 1, activation: relu}, {units: 1, activation: linear}]}
+loss: mse
+targets: binary
+samples: 2
+conventions: {relu_grad_at_zero: 1}
+assume: ["W1[0,0] != 0"]
+query: {zero: [W2, b2], nonzero: [W1]}
+"""
+
+#: Fixed real targets (they define M = 2), equal two-column inputs forced: yhat = 1/2.
+EQUAL_INPUTS_FIXED_Y_SPEC = """
+network: {inputs: 2, layers: [{units: 2, activation: abs}, {units: 1, activation: linear}]}
+loss: mse
+fixed: {Y: [[1], [0]]}
+assume: ["X[0,0] == X[1,0] and X[0,1] == X[1,1]", "loss > 0"]
+query: {zero: [W2, b2]}
+"""
+
+#: M = 1: dL/db1 = 0 with dL/dW2 != 0 forces W2 = 0.
+ZERO_WEIGHT_SPEC = """
+network: {inputs: 1, layers: [{units: 1, activation: relu}, {units: 1, activation: linear}]}
+loss: mse
+targets: unit_interval
+samples: 1
+query: {zero: [b1], nonzero: [W2]}
+"""
+
+
+@pytest.mark.parametrize("text", [EQUAL_INPUTS_SPEC, KINK_SPEC, EQUAL_INPUTS_FIXED_Y_SPEC,
+                                  ZERO_WEIGHT_SPEC],
+                         ids=["equal-inputs", "kink", "equal-inputs-fixed-Y", "zero-weight"])
+def test_biased_oracle_finds_degenerate_only_witnesses(text: str) -> None:
+    """Against a (wrong) unsat the search must find the degenerate witnesses."""
+    spec = parse_spec(text)
+    for seed in range(3):
+        witness, tried = search_counterexample(spec, random.Random(seed), points=300,
+                                               seconds=30)
+        assert witness is not None, f"seed {seed}: no point in {tried} tries"
+        check = verify(spec, witness)
+        assert check.status is Status.HOLDS
+        if "X[0] == X[1]" in text or "X[0,0] == X[1,0]" in text:
+            assert witness.inputs[0] == witness.inputs[1]
+        if text is KINK_SPEC:
+            assert check.evaluation is not None and check.evaluation.kinks
+        if text is ZERO_WEIGHT_SPEC:
+            assert witness.parameters.weights[1] == ((0,),)
+
+
+def test_oracle_honours_fixed_values_and_stops_on_a_fully_fixed_spec() -> None:
+    case = next(c for c in _cases(CaseClass.FULLY_FIXED, 40) if c.samples is None
+                and not c.minimal)
+    spec = parse_spec(case.text)
+    fixed = fixed_witness_of(spec)
+    started = time.perf_counter()
+    witness, tried = search_counterexample(spec, random.Random(0), points=2000, seconds=30)
+    assert time.perf_counter() - started < 5
+    assert tried < 2000  # one point only: the search stops once every draw repeats
+    if witness is not None:
+        assert witness == fixed
+
+
+def _case_report(case: FuzzCase) -> fuzz.CaseReport:
+    report = fuzz.CaseReport(index=0, seed=0, spec_text=case.text, kind=case.kind.value,
+                             options=case.options_text)
+    fuzz.check_spec(parse_spec(case.text), FuzzConfig(timeout=3, points=100,
+                                                      search_seconds=1, cross_sat=False),
+                    random.Random(0), report, case)
+    return report
+
+
+FIXED_ROWS_DATA = {"network": {"inputs": 1, "layers": [{"units": 1, "activation": "relu"},
+                                                      {"units": 1, "activation": "linear"}]},
+                   "loss": "mse", "fixed": {"X": [[0], [1], [2]]},
+                   "query": {"zero": ["W2", "b2"], "nonzero": ["W1"]}}
+
+
+def test_a_refused_sample_count_is_counted_and_a_verdict_is_a_disagreement(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    case = fuzz._case(CaseClass.FIXED_SAMPLES, FIXED_ROWS_DATA, samples=2)
+    assert case.walk is None
+    assert _case_report(case).category is Category.SPEC_ERROR
+
+    from smtgrad import spec as spec_module
+
+    def ignore(spec: object, samples: int | None, minimal: bool) -> object:
+        # Planted fault: the engine forgets that fixed rows define M.
+        return spec_module.SampleRange(samples or 1, samples or 1), ()
+
+    monkeypatch.setattr("smtgrad.engine.sample_plan", ignore)
+    report = _case_report(case)
+    assert report.category is Category.DISAGREEMENT, report.describe()
+    assert "must be refused" in "\n".join(report.details)
+
+
+def test_a_walk_that_skips_the_named_samples_is_a_disagreement(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = {**FIXED_ROWS_DATA, "samples": {"min": 1, "max": 3}, "assume": ["X[1] > 0"]}
+    del data["fixed"]
+    case = fuzz._case(CaseClass.NAMED_SAMPLES, data, minimal=True)
+    assert case.walk == (2, 3)
+    assert _case_report(case).category not in (Category.DISAGREEMENT, Category.ERROR)
+
+    from smtgrad import spec as spec_module
+
+    def from_one(spec: object, samples: int | None, minimal: bool) -> object:
+        return spec_module.SampleRange(1, 3), ()  # planted: the walk starts at M=1
+
+    monkeypatch.setattr("smtgrad.engine.sample_plan", from_one)
+    report = _case_report(case)
+    assert report.category is Category.DISAGREEMENT, report.describe()
+    assert "the walk should go M=2..3" in "\n".join(report.details)
+
+
+def test_a_fully_fixed_verdict_against_the_fixed_point_is_a_disagreement(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    case = next(c for c in _cases(CaseClass.FULLY_FIXED, 80)
+                if c.decided and c.samples is None and not c.minimal
+                and verify(parse_spec(c.text), fixed_witness_of(parse_spec(c.text))
+                           or fuzz.Witness(fuzz.Parameters((), ()), (), ())).status
+                is Status.HOLDS)
+    assert _case_report(case).category is Category.SAT_VERIFIED
+    real = fuzz.solve
+
+    def flipped(spec: object, options: SolveOptions) -> object:
+        import dataclasses
+
+        result = real(spec, options)  # type: ignore[arg-type]
+        return dataclasses.replace(result, verdict=Verdict.UNSAT, witness=None,
+                                   proved=f"M={result.samples}")
+
+    monkeypatch.setattr(fuzz, "solve", flipped)
+    report = _case_report(case)
+    assert report.category is Category.DISAGREEMENT, report.describe()
+    assert "the fixed point holds" in "\n".join(report.details)
+
+
+def test_new_classes_in_a_short_batch() -> None:
+    """A few cases of every new class, checked every way (no disagreement, no error)."""
+    config = FuzzConfig(timeout=2.0, points=200, search_seconds=1.0, cross_sat=False,
+                        classes=tuple(kind.value for kind in CaseClass
+                                      if kind is not CaseClass.BASE and kind is not
+                                      CaseClass.CLOSED_FORM))
+    summary = run_batch(12, seed=5, config=config, jobs=2)
+    details = "\n\n".join(report.describe() for report in summary.failures)
+    assert summary.disagreements == 0, details
+    assert summary.errors == 0, details
+    assert len(summary.by_class) >= 3, summary.by_class
