@@ -82,7 +82,7 @@ _MAX_PRECISION = 20_000
 #: First arb working precision (bits); doubled up to the cap.
 _START_PRECISION = 128
 #: Most terms of an ExpPoly (numerator or denominator).
-_MAX_TERMS = 2000
+_MAX_TERMS = 400
 #: Largest bit length of a coefficient's numerator or denominator.
 _MAX_COEFFICIENT_BITS = 100_000
 #: Exact polynomial gcds are cancelled up to this dense degree in E = e^(1/D).

@@ -121,6 +121,18 @@ def enclosed_coordinates(witness: Witness) -> list[tuple[str, tuple[int, ...]]]:
     return sorted(found)
 
 
+def _text(value: Any, limit: int = 160) -> str:
+    """A value for a message: in full when short, else its start and a decimal hint."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    try:
+        hint = f" (≈{float(value):.6g})"
+    except (TypeError, ValueError, OverflowError, InexactValue):
+        hint = ""
+    return f"{text[:limit // 2]}… [{len(text)} characters]{hint}"
+
+
 def _is_binary(y: Any) -> bool:
     return bool(y == 0 or y == 1)
 
@@ -190,8 +202,6 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
                 evaluation = evaluate(network, spec.loss, spec.conventions, witness.parameters,
                                       witness.inputs, witness.targets,
                                       smooth or LatticeFunctions(None))
-            if evaluation is None and rational and smooth is None:
-                evaluation = _exponential_evaluation(spec, witness)
         else:
             centre = {c: (entry_at(witness.block(c[0]), c[1]).lo
                           + entry_at(witness.block(c[0]), c[1]).hi) / 2 for c in enclosed}
@@ -212,6 +222,14 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
     except (ValueError, ZeroDivisionError) as error:
         return Verification(False, (f"cannot evaluate: {error}",), None)
     _requirements(checker, evaluation, certified)
+    if checker.undecided and not checker.failures and rational and smooth is None:
+        # Balls could not settle a requirement (a zero at a transcendental point, say):
+        # exact arithmetic in the exponential field may (size-guarded, so it stays cheap).
+        exact = _exponential_evaluation(spec, witness)
+        if exact is not None:
+            checker = _Checker(spec, witness)
+            evaluation = exact
+            _requirements(checker, evaluation, certified)
     failures, undecided = tuple(checker.failures), tuple(checker.undecided)
     accepted = not failures and not undecided and evaluation is not None
     return Verification(accepted, failures, evaluation, undecided)
@@ -269,7 +287,7 @@ def _requirements(checker: _Checker, evaluation: Evaluation | None,
                 continue
             checker.decide(operator.eq, (actual, wanted),
                            f"fixed {_label(name, index)}",
-                           f"fixed {_label(name, index)} = {wanted}, witness has {actual}")
+                           f"fixed {_label(name, index)} = {_text(wanted)}, witness has {_text(actual)}")
 
     # Target kinds (real and class targets need no check here).
     label_kinds = (TargetKind.BINARY, TargetKind.UNIT_INTERVAL)
@@ -311,9 +329,9 @@ def _requirements(checker: _Checker, evaluation: Evaluation | None,
             sign = _sign(value)
             if sign is None:
                 checker.undecided.append(f"dL/d{_label(target.block, index)} = 0: the value "
-                                         f"{value} is not known exactly")
+                                         f"{_text(value)} is not known exactly")
             elif sign != 0:
-                checker.failures.append(f"dL/d{_label(target.block, index)} = {value}, "
+                checker.failures.append(f"dL/d{_label(target.block, index)} = {_text(value)}, "
                                         "expected 0")
     for target in spec.query.nonzero:
         signs = [_sign(entry_at(gradients[target.block], index))
