@@ -287,7 +287,8 @@ def _requirements(checker: _Checker, evaluation: Evaluation | None,
                 continue
             checker.decide(operator.eq, (actual, wanted),
                            f"fixed {_label(name, index)}",
-                           f"fixed {_label(name, index)} = {_text(wanted)}, witness has {_text(actual)}")
+                           f"fixed {_label(name, index)} = {_text(wanted)}, witness has "
+                           f"{_text(actual)}")
 
     # Target kinds (real and class targets need no check here).
     label_kinds = (TargetKind.BINARY, TargetKind.UNIT_INTERVAL)

@@ -24,8 +24,8 @@ from pysmt.shortcuts import Plus
 from typer.testing import CliRunner
 
 import smtgrad.encoding as encoding
-from smtgrad.methods.exact import FastPath
 from smtgrad.cli import app
+from smtgrad.methods.exact import FastPath
 from smtgrad.spec import Activation, Layer
 
 # leaky_relu (slope 1/10), u = x - 1 = (-1, 1, 2): sample 0 is on the negative side.
