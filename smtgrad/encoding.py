@@ -376,17 +376,19 @@ class _Builder:
             self.assertions += [Iff(GT(u, Real(0)), GT(value, c)),
                                 Iff(Equals(u, Real(0)), Equals(value, c))]
         units = self.function_families.setdefault(family, [])
+        # Strictly increasing f is injective: equal values iff equal inputs.
+        same = Iff if increasing else Implies
         for other_u, other_value in units:
             if increasing:
                 self.assertions += [Iff(LT(u, other_u), LT(value, other_value))]
-            self.assertions += [Implies(Equals(u, other_u), Equals(value, other_value))]
+            self.assertions += [same(Equals(u, other_u), Equals(value, other_value))]
             if centre is not None:
                 # Symmetry: f(-u) = 2*centre - f(u).
                 mirror = Plus(Real(2 * centre), Times(Real(-1), other_value))
                 negated = Times(Real(-1), other_u)
                 if increasing:
                     self.assertions += [Iff(LT(u, negated), LT(value, mirror))]
-                self.assertions += [Implies(Equals(u, negated), Equals(value, mirror))]
+                self.assertions += [same(Equals(u, negated), Equals(value, mirror))]
         units.append((u, value))
 
     def softmax(self, zs: list[FNode], tag: str) -> list[FNode]:
