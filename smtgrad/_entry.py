@@ -25,12 +25,28 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     """
     with contextlib.suppress(OSError):
         os.write(2, b"smtgrad: interrupted\n")
+    _kill_child_processes()
+    os._exit(INTERRUPTED)
+
+
+def _kill_child_processes() -> None:
+    """Never leave a solver child (cvc5 runs in forked children) behind us.
+
+    Only modules already imported are used (importing in a signal handler could
+    deadlock on the import lock): if :mod:`smtgrad.backends.process` was never
+    imported, no child of :func:`~smtgrad.backends.process.run_in_child` exists.
+    """
+    process = sys.modules.get("smtgrad.backends.process")
+    if process is not None:
+        process.kill_children()
+        return
+    # Transitional: children that multiprocessing started elsewhere (the fuzzer's own,
+    # until it runs them through run_in_child); kill_children covers them too.
     processes = sys.modules.get("multiprocessing")
-    if processes is not None:  # cvc5 runs in forked children: never leave one behind
+    if processes is not None:
         for child in processes.active_children():
             with contextlib.suppress(Exception):
                 child.kill()
-    os._exit(INTERRUPTED)
 
 
 def install_interrupt_handler() -> None:
@@ -46,8 +62,8 @@ def exit_now_if_a_solver_thread_lives(code: int) -> None:
     stopped yet, and tearing the interpreter down under it can abort the process
     (exit -6 instead of the promised code). Output is flushed first.
     """
-    backends = sys.modules.get("smtgrad.backends")
-    if backends is not None and backends.solver_threads_running():
+    threads = sys.modules.get("smtgrad.backends.threads")  # never imported: none ran
+    if threads is not None and threads.running_solver_threads():
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()

@@ -47,33 +47,35 @@ def _fail(code: int, message: str) -> NoReturn:
     raise typer.Exit(code)
 
 
+_INTERNAL = "internal error (a bug, please report it)"
+
+
 @contextmanager
 def _errors_to_exit_codes() -> Iterator[None]:
-    """Map every failure to its exit code in one place; never show a traceback."""
-    from smtgrad.backends import BackendUnavailable
-    from smtgrad.engine import LemmaContradicted, WitnessRejected
-    from smtgrad.spec import SpecError
-    from smtgrad.witness import WitnessError
+    """Map every failure to its exit code in one place; never show a traceback.
+
+    :class:`~smtgrad.errors.InputError` exits 2 with its class's label as the prefix
+    ("bad spec: ...", "bad witness: ..."), :class:`~smtgrad.errors.InternalError` 4
+    (the engine's WitnessRejected and LemmaContradicted among them), KeyboardInterrupt
+    130, RecursionError 2 (input nested too deeply), and any other exception 4 (with
+    its type name).
+    """
+    from smtgrad.errors import InputError, InternalError
 
     try:
         yield
     except typer.Exit:
         raise
-    except SpecError as error:
-        _fail(EXIT_BAD_INPUT, f"bad spec: {error}")
-    except WitnessError as error:
-        _fail(EXIT_BAD_INPUT, f"bad witness: {error}")
-    except BackendUnavailable as error:
-        _fail(EXIT_BAD_INPUT, str(error))
-    except (WitnessRejected, LemmaContradicted) as error:
-        _fail(EXIT_INTERNAL, f"internal error (a bug, please report it): {error}")
+    except InputError as error:
+        _fail(EXIT_BAD_INPUT, f"{error.label}: {error}" if error.label else str(error))
+    except InternalError as error:
+        _fail(EXIT_INTERNAL, f"{_INTERNAL}: {error}")
     except KeyboardInterrupt:
         _fail(EXIT_INTERRUPTED, "interrupted")
     except RecursionError:
         _fail(EXIT_BAD_INPUT, "input is nested too deeply")
     except Exception as error:  # the last line of defence: exit 4, one line, no traceback
-        _fail(EXIT_INTERNAL, f"internal error (a bug, please report it): "
-                             f"{type(error).__name__}: {error}")
+        _fail(EXIT_INTERNAL, f"{_INTERNAL}: {type(error).__name__}: {error}")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Final, Literal, NoReturn, Protocol, TypeAlias, TypeVar
 
+from smtgrad.errors import InputError
+
 __all__ = [
     "ARITH_OPS",
     "BOOL_OPS",
@@ -108,9 +110,10 @@ COMPARISON_OPS: Final = ("==", "!=", "<", "<=", ">", ">=")
 BOOL_OPS: Final = ("and", "or")
 
 
-class ExprError(ValueError):
+class ExprError(InputError, ValueError):
     """A syntax or type error in an expression; `column` is the 1-based character position."""
 
+    label = "bad expression"
     message: str
     column: int | None
 

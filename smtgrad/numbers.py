@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
+from smtgrad.errors import InputError
+
 #: Largest accepted bit length of a numerator or denominator (about 77 digits).
 MAX_BITS = 256
 
@@ -19,8 +21,10 @@ _RATIONAL = re.compile(r"^[+-]?\d+\s*/\s*[+-]?\d+$")
 _DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
 
 
-class NumberError(ValueError):
+class NumberError(InputError, ValueError):
     """A value that is not an exact number smtgrad accepts."""
+
+    label = "bad number"
 
 
 def _bounded(value: Fraction, text: str) -> Fraction:

@@ -21,6 +21,7 @@ import yaml
 
 from smtgrad import activations
 from smtgrad.activations import Activation
+from smtgrad.errors import InputError
 from smtgrad.expr import Cond, ExprError, Ref, parse_condition, references
 from smtgrad.numbers import NumberError, parse_exact
 
@@ -30,8 +31,10 @@ MAX_UNITS = 64
 MAX_SAMPLES = 1000
 
 
-class SpecError(Exception):
+class SpecError(InputError):
     """A spec that cannot be used: which file, which key, what was expected."""
+
+    label = "bad spec"
 
     def __init__(self, source: str, key: str, expected: str) -> None:
         self.source = source

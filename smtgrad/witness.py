@@ -7,14 +7,17 @@ from fractions import Fraction
 from typing import Any
 
 from smtgrad.enclosure import parse_enclosure
+from smtgrad.errors import InputError
 from smtgrad.lognum import parse_value
 from smtgrad.network import InexactValue, Parameters, Vector
 from smtgrad.numbers import NumberError, format_exact
 from smtgrad.spec import Network, Spec, TargetKind, entries
 
 
-class WitnessError(ValueError):
+class WitnessError(InputError, ValueError):
     """A witness file that does not fit the spec (missing block, wrong shape, bad number)."""
+
+    label = "bad witness"
 
 
 @dataclass(frozen=True)

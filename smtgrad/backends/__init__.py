@@ -6,47 +6,26 @@ formula and returns a :class:`SolverAnswer` with exact model values.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import importlib.util
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
 from typing import TYPE_CHECKING, Protocol
 
+from smtgrad.backends.threads import running_solver_threads, solver_thread
+from smtgrad.errors import InputError
+
 if TYPE_CHECKING:
     from pysmt.fnode import FNode
 
-
-_running_lock = threading.Lock()
-_running_solver_threads = 0
-
-
-@contextlib.contextmanager
-def solver_thread_running() -> Iterator[None]:
-    """Count the calling thread as running solver code while the block runs."""
-    global _running_solver_threads
-    with _running_lock:
-        _running_solver_threads += 1
-    try:
-        yield
-    finally:
-        with _running_lock:
-            _running_solver_threads -= 1
-
-
-def solver_threads_running() -> int:
-    """How many threads are running solver code now (abandoned ones included).
-
-    ``Thread.is_alive()`` cannot answer this: in CPython 3.11 a ``join()`` that a
-    KeyboardInterrupt interrupts marks a thread that still runs as stopped.
-    """
-    with _running_lock:
-        return _running_solver_threads
+#: The solver-thread count lives in :mod:`smtgrad.backends.threads`; these are its
+#: former names here, kept for callers (and tests) that import them from the package.
+solver_thread_running = solver_thread
+solver_threads_running = running_solver_threads
 
 
 class SolverStatus(Enum):
@@ -58,11 +37,17 @@ class SolverStatus(Enum):
 
 
 class IrrationalValue(ValueError):
-    """A model value that is algebraic but not rational."""
+    """A model value that is algebraic but not rational.
+
+    An internal signal, not an error (not a :class:`~smtgrad.errors.SmtgradError`): the
+    engine catches it and handles the irrational model itself.
+    """
 
 
-class BackendUnavailable(RuntimeError):
-    """The named backend is not installed."""
+class BackendUnavailable(InputError, RuntimeError):
+    """The named backend is unknown or not installed (a usage error: exit 2)."""
+
+    label = ""  # the message says it all: "backend cvc5 is not installed; ..."
 
 
 class Model(Protocol):

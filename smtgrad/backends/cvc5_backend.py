@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from fractions import Fraction
-from typing import Any
 
 import cvc5
 from pysmt.exceptions import SolverReturnedUnknownResultError
@@ -14,6 +12,14 @@ from pysmt.logics import QF_NRA
 from pysmt.shortcuts import Bool, Real, Solver
 
 from smtgrad.backends import IrrationalValue, SolverAnswer, SolverStatus
+from smtgrad.backends.process import ChildStatus, run_in_child
+
+#: What the child sends back: status, reason, {name: (kind, text)}, {name: why irrational}.
+_PlainAnswer = tuple[str, str, dict[str, tuple[str, str]], dict[str, str]]
+
+#: Seconds the parent waits past the time limit it gives cvc5, so that cvc5 can answer
+#: "unknown" itself when it honours the limit; past that, the child is killed.
+_KILL_MARGIN = 0.5
 
 
 class _Cvc5Model:
@@ -49,34 +55,25 @@ class Cvc5Backend:
         return f"cvc5 {cvc5.__version__}" if hasattr(cvc5, "__version__") else "cvc5"
 
     def solve(self, formula: FNode, timeout: float | None) -> SolverAnswer:
-        """Run cvc5 in a forked child process that is killed at the deadline.
+        """Run cvc5 in a child process (:func:`~smtgrad.backends.process.run_in_child`)
+        that is killed at the deadline.
 
         cvc5 does not always honour its own time limit on nonlinear problems and
         holds the interpreter lock while it works, so neither its option nor a
-        thread can stop it; a process can.
+        thread can stop it; a process can. The child builds its pysmt solver in its
+        own (forked) copy of pysmt's environment and sends back plain text; the model
+        terms are rebuilt here, in the environment that built ``formula``.
         """
         start = time.perf_counter()
-        context = multiprocessing.get_context("fork")
-        receiver, sender = context.Pipe(duplex=False)
-        # Not a daemon: the engine may itself run inside a daemonic worker process.
-        child = context.Process(target=_child, args=(self, formula, timeout, sender))
-        child.start()
-        sender.close()
-        wait = None if timeout is None else timeout + 0.5
-        try:
-            if not receiver.poll(wait):
-                return SolverAnswer(SolverStatus.UNKNOWN,
-                                    reason=f"cvc5: timeout after {timeout:g} s",
-                                    seconds=time.perf_counter() - start)
-            status, reason, values, irrational = receiver.recv()
-        except EOFError:
-            return SolverAnswer(SolverStatus.UNKNOWN, reason="cvc5 crashed",
+        wait = None if timeout is None else timeout + _KILL_MARGIN
+        result = run_in_child(_child, (self, formula, timeout), wait)
+        if result.status is not ChildStatus.OK or result.value is None:
+            reason = {ChildStatus.TIMEOUT: f"cvc5: timeout after {timeout:g} s",
+                      ChildStatus.RAISED: f"cvc5 failed: {result.error}"}.get(
+                          result.status, f"cvc5 crashed ({result.error})")
+            return SolverAnswer(SolverStatus.UNKNOWN, reason=reason,
                                 seconds=time.perf_counter() - start)
-        finally:
-            # Also on Ctrl-C: never leave a cvc5 process running behind us.
-            if child.is_alive():
-                child.kill()
-            child.join()
+        status, reason, values, irrational = result.value
         seconds = time.perf_counter() - start
         if status != SolverStatus.SAT.value:
             return SolverAnswer(SolverStatus(status), reason=reason, seconds=seconds)
@@ -114,13 +111,12 @@ class Cvc5Backend:
                                 seconds=seconds)
 
 
-def _child(backend: Cvc5Backend, formula: FNode, timeout: float | None, sender: Any) -> None:
-    """In the forked process: solve, and send back plain data (status, values as text)."""
+def _child(backend: Cvc5Backend, formula: FNode, timeout: float | None) -> _PlainAnswer:
+    """In the child process: solve, and return plain data (status, values as text)."""
     try:
         answer = backend._solve(formula, timeout)
     except Exception as error:  # reported to the parent as unknown
-        sender.send((SolverStatus.UNKNOWN.value, f"cvc5 failed: {error}", {}, {}))
-        return
+        return (SolverStatus.UNKNOWN.value, f"cvc5 failed: {error}", {}, {})
     values: dict[str, tuple[str, str]] = {}
     irrational: dict[str, str] = {}
     model = answer.model
@@ -131,4 +127,4 @@ def _child(backend: Cvc5Backend, formula: FNode, timeout: float | None, sender: 
             else:
                 values[symbol.symbol_name()] = ("real", str(Fraction(value.constant_value())))
         irrational = {symbol.symbol_name(): text for symbol, text in model._irrational.items()}
-    sender.send((answer.status.value, answer.reason, values, irrational))
+    return (answer.status.value, answer.reason, values, irrational)

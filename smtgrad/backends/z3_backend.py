@@ -1,4 +1,15 @@
-"""Z3 backend: pysmt formula -> Z3 (nlsat for nonlinear real arithmetic)."""
+"""Z3 backend: pysmt formula -> Z3 (nlsat for nonlinear real arithmetic).
+
+Solver settings are per solver, in a fresh context per call (:data:`SOLVER_SETTINGS`),
+except ``nlsat.seed``, which z3 reads only from its global parameters (see
+:func:`_pin_global_parameters`).
+
+pysmt: formulas are converted with the environment that built them -- pysmt's global
+one, where :mod:`smtgrad.encoding` builds every formula (the converter types a formula
+with its environment's type checker and builds terms in its formula manager, so a
+private environment would not match the formula's nodes). This module changes nothing
+in that environment.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +22,8 @@ from pysmt.fnode import FNode
 from pysmt.shortcuts import get_env
 from pysmt.solvers.z3 import Z3Converter
 
-from smtgrad.backends import IrrationalValue, SolverAnswer, SolverStatus, solver_thread_running
+from smtgrad.backends import IrrationalValue, SolverAnswer, SolverStatus
+from smtgrad.backends.threads import solver_thread
 
 
 class _Z3Model:
@@ -42,19 +54,42 @@ class _Z3Model:
         return bool(z3.is_true(result))
 
 
-# z3's global parameters, set once per process when this module is imported: they are
-# not safe to change while another thread solves, and an abandoned (timed-out) z3 thread
-# may still be running when a later backend is created.
-z3.set_param("smt.random_seed", 0)
-z3.set_param("nlsat.seed", 0)
-# z3 would catch Ctrl-C itself and answer "canceled"; let Python see it (exit 130).
-z3.set_param("ctrl_c", False)
+#: Set on every solver before anything is asserted (z3 validates them at first use).
+#: ``random_seed`` is the solver's (smt) seed, as the global ``smt.random_seed`` was.
+#: ``ctrl_c`` off: z3 would otherwise install its own SIGINT handler for the length of
+#: ``check()`` (process-wide, from the worker thread), answer "canceled" and keep
+#: Python's handler from running; smtgrad's exit policy (exit 130 at once) needs it.
+SOLVER_SETTINGS: dict[str, int | bool] = {"random_seed": 0, "ctrl_c": False}
+
+_pinned = False
+_pinned_lock = threading.Lock()
+
+
+def _pin_global_parameters() -> None:
+    """Set ``nlsat.seed`` to 0 in z3's global parameters, once per process.
+
+    Only this one stays global: the default (strategic) solver rejects ``nlsat.seed``
+    as a solver parameter ("unknown parameter") and a context configuration ignores
+    it, yet nlsat reads it (its default is 0; pinning it keeps answers independent of
+    whatever else in the process changed it). It is set when the first backend is
+    constructed, not at import, and only once: z3's global parameters are not meant to
+    change while another thread solves, and an abandoned (timed-out) z3 thread may
+    still run when a later backend is created.
+    """
+    global _pinned
+    with _pinned_lock:
+        if not _pinned:
+            z3.set_param("nlsat.seed", 0)
+            _pinned = True
 
 
 class Z3Backend:
     """Z3 through pysmt's converter; runs in a worker thread so Ctrl-C can interrupt it."""
 
     name = "z3"
+
+    def __init__(self) -> None:
+        _pin_global_parameters()
 
     def version(self) -> str:
         return f"z3 {z3.get_version_string()}"
@@ -78,7 +113,7 @@ class Z3Backend:
 
         def run() -> None:
             try:
-                with solver_thread_running():
+                with solver_thread():
                     check()
             except BaseException as error:  # reported below, never swallowed
                 failure.append(error)
@@ -92,6 +127,8 @@ class Z3Backend:
                 return
             converter = Z3Converter(get_env(), context)
             solver = z3.Solver(ctx=context)
+            for key, value in SOLVER_SETTINGS.items():
+                solver.set(key, value)
             solver.add(converter.convert(formula))
             built.append((solver, converter))
             if deadline is not None:
@@ -108,7 +145,7 @@ class Z3Backend:
         interrupted = False
         try:
             worker.start()
-            # Waiting on an Event, not join(): see solver_threads_running.
+            # Waiting on an Event, not join(): see threads.running_solver_threads.
             while not finished.wait(0.02):
                 now = time.perf_counter()
                 if deadline is not None and not interrupted and now > deadline:
