@@ -183,14 +183,16 @@ def test_cross_check_does_not_hide_the_bug(tmp_path: Path, runner: CliRunner) ->
 
 
 @pytest.mark.usefixtures("no_fast_path", "flip_sign")
-def test_the_fuzzer_reports_the_planted_bug_as_a_disagreement() -> None:
+def test_the_fuzzer_reports_the_planted_bug_as_an_error() -> None:
+    """A witness the verifier rejects is an internal error (exit 4), and the fuzzer counts
+    it among its errors, which fail the batch like disagreements do."""
     from smtgrad.fuzz import CaseReport, Category, FuzzConfig, check_spec
     from smtgrad.spec import parse_spec
 
     report = CaseReport(index=0, seed=0, spec_text=SIGN_SPEC)
     check_spec(parse_spec(SIGN_SPEC), FuzzConfig(timeout=20, points=50),
                random.Random(0), report)
-    assert report.category is Category.DISAGREEMENT, report.describe()
+    assert report.category is Category.ERROR, report.describe()
     assert any("rejected" in line for line in report.details), report.describe()
 
 
