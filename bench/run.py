@@ -72,8 +72,8 @@ def _worker_smtgrad(workload: Workload, timeout: float) -> dict[str, Any]:
     with contextlib.suppress(Exception):
         import smtgrad.backends.z3_backend
     from smtgrad.engine import SolveOptions, solve
+    from smtgrad.reference.verify import verify
     from smtgrad.spec import parse_spec
-    from smtgrad.verify import verify
 
     imports = time.perf_counter() - started
 
@@ -151,9 +151,9 @@ def _verify_baseline(spec: Any, model: dict[str, Any]) -> Any:
     """Check the baseline's model with smtgrad's exact verifier (keeps the baseline honest)."""
     from fractions import Fraction
 
-    from smtgrad.network import Parameters
-    from smtgrad.verify import verify
-    from smtgrad.witness import Witness
+    from smtgrad.reference.network import Parameters
+    from smtgrad.reference.verify import verify
+    from smtgrad.reference.witness import Witness
 
     def exact(item: Any) -> Any:
         if isinstance(item, list):

@@ -163,10 +163,10 @@ def check(
     decide (which requirement, and why, is printed).
     """
     with _errors_to_exit_codes():
+        from smtgrad.reference.verify import Status, enclosed_coordinates, verify
+        from smtgrad.reference.witness import WitnessError, witness_from_json
         from smtgrad.report import check_json, render_check
         from smtgrad.spec import SpecError, load_spec, parse_yaml
-        from smtgrad.verify import Status, enclosed_coordinates, verify
-        from smtgrad.witness import WitnessError, witness_from_json
 
         spec = load_spec(spec_path)
         if not witness_path.is_file():
@@ -222,10 +222,10 @@ def export(
 ) -> None:
     """Print the SMT-LIB 2 script of the query that `solve` sends to the solver."""
     with _errors_to_exit_codes():
-        from smtgrad.encoding import check_supported, encode
-        from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
+        from smtgrad.encoding.builder import check_supported, encode
+        from smtgrad.encoding.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
+        from smtgrad.encoding.smtlib import to_smtlib
         from smtgrad.numbers import NumberError, parse_exact
-        from smtgrad.smtlib import to_smtlib
         from smtgrad.spec import LossKind, load_spec, sample_plan
 
         spec = load_spec(spec_path)

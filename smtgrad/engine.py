@@ -33,9 +33,9 @@ from smtgrad.methods import (
     reduction_bound,
 )
 from smtgrad.methods.base import Progress
-from smtgrad.network import Evaluation
+from smtgrad.reference.network import Evaluation
+from smtgrad.reference.witness import Witness
 from smtgrad.spec import Spec, Verdict, sample_plan
-from smtgrad.witness import Witness
 
 __all__ = ["Attempt", "LemmaContradicted", "Result", "SolveOptions", "WitnessRejected",
            "reduction_bound", "solve"]

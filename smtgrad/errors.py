@@ -6,8 +6,8 @@ in one place:
 * :class:`InputError` -- bad input or usage: a spec, witness, number, expression or
   backend choice that smtgrad cannot use. Exit 2, with the message prefixed by the
   class's :attr:`InputError.label` (``"bad spec"``, ``"bad witness"``, ...).
-  Subclasses: :class:`smtgrad.spec.SpecError`, :class:`smtgrad.witness.WitnessError`,
-  :class:`smtgrad.numbers.NumberError`, :class:`smtgrad.expr.ExprError`,
+  Subclasses: :class:`smtgrad.spec.SpecError`, :class:`smtgrad.reference.witness.WitnessError`,
+  :class:`smtgrad.numbers.NumberError`, :class:`smtgrad.spec.expr.ExprError`,
   :class:`smtgrad.backends.BackendUnavailable`.
 * :class:`InternalError` -- a bug in smtgrad (for instance a solver's witness that
   the exact verifier rejects, or a lemma that a verified witness contradicts).
@@ -25,8 +25,8 @@ another catches to change course; they never reach the user and deliberately do 
 derive from :class:`SmtgradError` (an ``except SmtgradError`` must not swallow them,
 and one escaping would rightly be reported as a bug, exit 4):
 :class:`smtgrad.backends.IrrationalValue` (a model value that is not rational),
-:class:`smtgrad.encoding.EncodingTimeout` (the deadline passed while encoding),
-:class:`smtgrad.modes.UnsupportedSpec` (a mode that cannot encode a spec; ``export``
+:class:`smtgrad.encoding.builder.EncodingTimeout` (the deadline passed while encoding),
+:class:`smtgrad.encoding.modes.UnsupportedSpec` (a mode that cannot encode a spec; ``export``
 reports it itself) and :class:`smtgrad.activations.base.InexactValue` (a value that
 cannot be computed exactly).
 """

@@ -10,13 +10,13 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from smtgrad import __version__
-from smtgrad.enclosure import zero_coordinates
 from smtgrad.engine import Result
-from smtgrad.network import Evaluation, with_entry
 from smtgrad.numbers import format_exact
+from smtgrad.reference.intervals import zero_coordinates
+from smtgrad.reference.network import Evaluation, with_entry
+from smtgrad.reference.verify import Status, Verification
+from smtgrad.reference.witness import Witness, to_json, witness_to_json
 from smtgrad.spec import Spec, Verdict
-from smtgrad.verify import Status, Verification
-from smtgrad.witness import Witness, to_json, witness_to_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -232,7 +232,7 @@ def render_result(result: Result) -> str:
 
 def _ball_valued(evaluation: Evaluation | None) -> bool:
     """Whether the evaluation's gradients are balls (no exact evaluation was possible)."""
-    from smtgrad.enclosure import Dual
+    from smtgrad.reference.intervals import Dual
 
     if evaluation is None:
         return False

@@ -3,7 +3,7 @@
 Besides paths and small factories, this file holds :class:`Reference`, an
 independent re-implementation of the forward pass, the losses and
 backpropagation, written from the mathematics (DESIGN section 2) and not from
-:mod:`smtgrad.network`. It runs over three number "kits": exact Fractions,
+:mod:`smtgrad.reference.network`. It runs over three number "kits": exact Fractions,
 exact sympy numbers (for log-lattice witnesses such as ``3*log(2)``) and
 mpmath at 80 significant digits. Tests use it to re-check witnesses that
 smtgrad reports, without trusting smtgrad's own arithmetic.
@@ -459,7 +459,7 @@ def pick(array: Any, index: tuple[int, ...]) -> Any:
 
 def query_failures(spec: Any, gradients: dict[str, Any], is_zero: Callable[[Any], bool]
                    ) -> list[str]:
-    """Which query requirements a set of gradients breaks (independent of smtgrad.verify)."""
+    """Which query requirements a set of gradients breaks (independent of the verifier)."""
     shapes = spec.network.parameter_shapes()
     failures = []
     for target in spec.query.zero:

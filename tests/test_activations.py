@@ -20,8 +20,8 @@ import pytest
 from smtgrad import activations
 from smtgrad.activations import Activation
 from smtgrad.cli import app
-from smtgrad.enclosure import ArbContext, DualFunctions, ball_bounds
-from smtgrad.lognum import LatticeFunctions, LogNumber
+from smtgrad.numbers.lognum import LatticeFunctions, LogNumber
+from smtgrad.reference.intervals import ArbContext, DualFunctions, ball_bounds
 from smtgrad.spec import Layer
 
 SMOOTH_ELEMENTWISE = [a for a in activations.REGISTRY.values() if a.smooth and not a.vector]
@@ -68,7 +68,7 @@ def test_ball_value_and_derivative_contain_the_true_ones(activation: Activation,
 
 
 def ctx_rational(u: Fraction) -> Any:
-    from smtgrad.enclosure import Dual
+    from smtgrad.reference.intervals import Dual
 
     ctx = ArbContext()
     return Dual(ctx, ctx.rational(u), ())
@@ -89,7 +89,7 @@ def test_exact_lattice_forms_of_the_new_activations() -> None:
     assert activations.ELU.value(ln2, Layer(1, activations.ELU), numbers) == ln2
     silu = activations.SILU.value(ln2, Layer(1, activations.SILU), numbers)
     assert silu == ln2 * Fraction(2, 3)
-    from smtgrad.network import InexactValue
+    from smtgrad.reference.network import InexactValue
 
     with pytest.raises(InexactValue):
         activations.GELU.value(ln2, Layer(1, activations.GELU), numbers)
@@ -108,7 +108,7 @@ class _Facts:
     """The abstraction builder of the encoder, with its facts collected for a check."""
 
     def __init__(self) -> None:
-        from smtgrad.encoding import _Builder
+        from smtgrad.encoding.builder import _Builder
 
         self.assertions: list[Any] = []
         self.function_families: dict[str, list[Any]] = {}

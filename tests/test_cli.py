@@ -207,7 +207,7 @@ def test_timeout_reason_is_not_negative(runner: CliRunner, tmp_path_factory: Any
 
 def test_internal_error_when_the_verifier_rejects(runner: CliRunner, monkeypatch: Any) -> None:
     import smtgrad.methods.base
-    from smtgrad.verify import Verification
+    from smtgrad.reference.verify import Verification
 
     def reject(spec: Any, witness: Any, *args: Any, **kwargs: Any) -> Verification:
         return Verification(False, ("forced rejection",), None)

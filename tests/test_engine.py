@@ -14,8 +14,8 @@ import pytest
 
 from smtgrad.backends import SolverAnswer, SolverStatus, installed_backends
 from smtgrad.engine import SolveOptions, WitnessRejected, solve
+from smtgrad.reference.verify import verify
 from smtgrad.spec import Verdict, load_spec, parse_spec
-from smtgrad.verify import verify
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SEED = SPECS / "relu_mse.yaml"
@@ -44,7 +44,7 @@ def test_default_options_find_the_seed_witness() -> None:
 
 
 def test_rank_criterion_alone_finds_the_seed_witness() -> None:
-    from smtgrad.rank import search
+    from smtgrad.methods.rank import search
 
     spec = load_spec(SEED)
     witnesses = []
@@ -205,7 +205,7 @@ def test_unknown_is_never_unsat(monkeypatch: Any) -> None:
 
 def test_rejected_witness_is_an_error(monkeypatch: Any) -> None:
     import smtgrad.methods.base
-    from smtgrad.verify import Verification
+    from smtgrad.reference.verify import Verification
 
     def reject(*args: Any, **kwargs: Any) -> Verification:
         return Verification(False, ("forced rejection",), None)
@@ -258,8 +258,8 @@ def test_enclosure_margins_accept_rational_pre_activations() -> None:
     """
     import mpmath
 
-    from smtgrad import enclosure
-    from smtgrad.network import Parameters
+    from smtgrad.reference import intervals as enclosure
+    from smtgrad.reference.network import Parameters
 
     if not hasattr(enclosure, "_margins_ok"):
         pytest.skip("enclosure._margins_ok was refactored away")
@@ -323,7 +323,7 @@ def test_cvc5_timeout_is_honoured(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import time
         from smtgrad.spec import load_spec
-        from smtgrad.encoding import Mode, ModeKind, encode
+        from smtgrad.encoding.builder import Mode, ModeKind, encode
         from smtgrad.backends.cvc5_backend import Cvc5Backend
         spec = load_spec({str(spec_path)!r})
         formula = encode(spec, 4, Mode(ModeKind.ABSTRACT)).formula()

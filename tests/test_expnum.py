@@ -1,4 +1,4 @@
-"""Exact numbers in Q(e^q : q in Q) (smtgrad.expnum).
+"""Exact numbers in Q(e^q : q in Q) (smtgrad.numbers.expnum).
 
 Zero and equality must be symbolic (Lindemann-Weierstrass), signs rigorous or refused.
 sympy and mpmath serve as oracles only: values are compared at 100+ digits and zero
@@ -18,9 +18,9 @@ import mpmath
 import pytest
 import sympy
 
-from smtgrad import expnum
-from smtgrad.expnum import ExpFunctions, ExpNumber, ExpPoly, OpaqueReal, exp_value
-from smtgrad.network import InexactValue, Parameters, evaluate
+from smtgrad.numbers import expnum
+from smtgrad.numbers.expnum import ExpFunctions, ExpNumber, ExpPoly, OpaqueReal, exp_value
+from smtgrad.reference.network import InexactValue, Parameters, evaluate
 from smtgrad.spec import Spec, parse_spec
 
 EXP = ExpFunctions()

@@ -20,9 +20,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from smtgrad import fuzz
+from tools import fuzz
 from smtgrad.engine import SolveOptions, solve
-from smtgrad.fuzz import (
+from smtgrad.methods.rank import solve_linear
+from smtgrad.reference.verify import Status, verify
+from smtgrad.spec import LossKind, TargetKind, Verdict, load_spec, parse_spec
+from tools.fuzz import (
     CaseClass,
     Category,
     FuzzCase,
@@ -43,9 +46,6 @@ from smtgrad.fuzz import (
     torch_available,
     torch_replay,
 )
-from smtgrad.rank import solve_linear
-from smtgrad.spec import LossKind, TargetKind, Verdict, load_spec, parse_spec
-from smtgrad.verify import Status, verify
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"
@@ -253,14 +253,14 @@ def test_fixed_seed_smooth_batch_has_no_disagreement() -> None:
 
 
 def test_command_line_exit_codes(tmp_path: Path) -> None:
-    process = subprocess.run([sys.executable, "-m", "smtgrad.fuzz", "--count", "2", "--seed",
+    process = subprocess.run([sys.executable, "-m", "tools.fuzz", "--count", "2", "--seed",
                               "3", "--timeout", "2", "--points", "50", "--search-seconds", "1",
                               "--save", str(tmp_path / "cases")],
                              capture_output=True, text=True, timeout=300, check=False)
     assert process.returncode == 0, process.stdout + process.stderr
     assert "disagreements: 0, errors: 0" in process.stdout
     assert "counts: sat-verified=" in process.stdout
-    bad = subprocess.run([sys.executable, "-m", "smtgrad.fuzz", "--count", "-1"],
+    bad = subprocess.run([sys.executable, "-m", "tools.fuzz", "--count", "-1"],
                          capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2
 
@@ -268,7 +268,7 @@ def test_command_line_exit_codes(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------
 # Regressions found by the fuzzer.
 
-#: python -m smtgrad.fuzz --seed 1, case 32: cvc5's model holds an algebraic number.
+#: python -m tools.fuzz --seed 1, case 32: cvc5's model holds an algebraic number.
 CVC5_ALGEBRAIC_SPEC = """
 name: cvc5-algebraic
 network:
@@ -291,7 +291,7 @@ generic: false
 """
 
 
-#: python -m smtgrad.fuzz --seed 1, case 480: X = 0 leaves W1 out of the formula, so cvc5's
+#: python -m tools.fuzz --seed 1, case 480: X = 0 leaves W1 out of the formula, so cvc5's
 #: model has no value for it (z3 completes models; the cvc5 backend does not).
 CVC5_UNASSIGNED_SPEC = """
 name: cvc5-unassigned
@@ -327,7 +327,7 @@ def test_cvc5_models_are_not_an_internal_error(text: str, tmp_path: Path) -> Non
     assert "internal error" not in process.stderr
 
 
-#: python -m smtgrad.fuzz --smooth --seed 2, case 7: the enclosure (Krawczyk) attempt crashes
+#: python -m tools.fuzz --smooth --seed 2, case 7: the enclosure (Krawczyk) attempt crashes
 #: with "zip() argument 2 is shorter than argument 1" in enclosure.py's dual-number product.
 SMOOTH_ENCLOSURE_SPEC = """
 name: smooth-enclosure

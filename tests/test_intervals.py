@@ -18,7 +18,7 @@ from typing import Any
 import flint
 import pytest
 
-from smtgrad.enclosure import (
+from smtgrad.reference.intervals import (
     Ambiguous,
     ArbContext,
     Dual,
@@ -32,9 +32,9 @@ from smtgrad.enclosure import (
     krawczyk,
     parse_enclosure,
 )
-from smtgrad.network import InexactValue, Parameters, entry_at, evaluate
+from smtgrad.reference.network import InexactValue, Parameters, entry_at, evaluate
+from smtgrad.reference.witness import Witness, witness_from_json
 from smtgrad.spec import Spec, load_spec, parse_spec
-from smtgrad.witness import Witness, witness_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
 F = Fraction

@@ -10,9 +10,9 @@ from fractions import Fraction
 import pytest
 
 from smtgrad.engine import LemmaContradicted, SolveOptions, solve
-from smtgrad.lemmas import derivative_determined_by_value, structural_proof
+from smtgrad.methods.lemmas import derivative_determined_by_value, structural_proof
+from smtgrad.reference.verify import verify
 from smtgrad.spec import Activation, Conventions, Layer, Verdict, parse_spec
-from smtgrad.verify import verify
 
 
 def spec_text(hidden: str, samples: int = 2, zero: str = "W2, b2", nonzero: str = "W1, b1",
@@ -92,7 +92,7 @@ def test_partial_zero_queries_do_not_fire() -> None:
 def test_planted_lemma_bug_is_caught_by_the_cross_check(monkeypatch: pytest.MonkeyPatch
                                                         ) -> None:
     """A lemma that wrongly trusts abs (not injective) claims unsat; the solvers object."""
-    monkeypatch.setattr("smtgrad.lemmas.derivative_determined_by_value",
+    monkeypatch.setattr("smtgrad.methods.lemmas.derivative_determined_by_value",
                         lambda layer, conventions: True)
     spec = parse_spec(spec_text("abs", samples=2), "<planted>")
     assert structural_proof(spec, 2) is not None  # the bug is live

@@ -65,7 +65,7 @@ query:
   nonzero: [W1]
 """
 
-#: Found by the fuzzer (python -m smtgrad.fuzz, seed 0, case 10): z3 answers sat in well
+#: Found by the fuzzer (python -m tools.fuzz, seed 0, case 10): z3 answers sat in well
 #: under a second, while cvc5 (nl-cov) once ran 117 s past a 2.5 s limit on it.
 CVC5_SLOW_SPEC = """
 name: cvc5-slow
@@ -364,7 +364,7 @@ def test_keyboard_interrupt_in_the_library_reaches_the_caller(hard_spec: Path) -
 import _thread, threading
 from smtgrad.backends import solver_threads_running
 from smtgrad.backends.z3_backend import Z3Backend
-from smtgrad.encoding import encode
+from smtgrad.encoding.builder import encode
 from smtgrad.spec import load_spec
 formula = encode(load_spec({str(hard_spec)!r}), 5).formula()
 for delay in (0.0, 0.01, 0.03, 0.06, 0.1, 0.2, 0.4):

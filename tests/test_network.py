@@ -1,4 +1,4 @@
-"""Differential tests of smtgrad.network.evaluate.
+"""Differential tests of smtgrad.reference.network.evaluate.
 
 The loss of a random small network is built as a sympy expression of one
 symbol per weight and bias (relu, leaky_relu, abs and hardtanh as sympy
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sympy
 
-from smtgrad.network import Parameters, evaluate
+from smtgrad.reference.network import Parameters, evaluate
 from smtgrad.spec import (
     Activation,
     Conventions,

@@ -23,7 +23,7 @@ from pysmt.fnode import FNode
 from pysmt.shortcuts import Plus
 from typer.testing import CliRunner
 
-import smtgrad.encoding as encoding
+import smtgrad.encoding.builder as encoding
 from smtgrad.cli import app
 from smtgrad.methods.exact import FastPath
 from smtgrad.spec import Activation, Layer
@@ -186,8 +186,8 @@ def test_cross_check_does_not_hide_the_bug(tmp_path: Path, runner: CliRunner) ->
 def test_the_fuzzer_reports_the_planted_bug_as_an_error() -> None:
     """A witness the verifier rejects is an internal error (exit 4), and the fuzzer counts
     it among its errors, which fail the batch like disagreements do."""
-    from smtgrad.fuzz import CaseReport, Category, FuzzConfig, check_spec
     from smtgrad.spec import parse_spec
+    from tools.fuzz import CaseReport, Category, FuzzConfig, check_spec
 
     report = CaseReport(index=0, seed=0, spec_text=SIGN_SPEC)
     check_spec(parse_spec(SIGN_SPEC), FuzzConfig(timeout=20, points=50),

@@ -7,8 +7,8 @@ import time
 from fractions import Fraction
 from itertools import chain
 
+from smtgrad.methods.rank import _integer_nullspace, _nullspace, search, solve_linear
 from smtgrad.numbers import rational_fractions
-from smtgrad.rank import _integer_nullspace, _nullspace, search, solve_linear
 from smtgrad.spec import parse_spec
 
 
@@ -50,7 +50,7 @@ def test_null_space_falls_back_to_fractions() -> None:
 
 def test_sampler_draws_are_randoms_draws(seed_spec_text: str) -> None:
     """_Sampler writes randint/choice out over getrandbits; the draws must not change."""
-    from smtgrad.rank import _Sampler
+    from smtgrad.methods.rank import _Sampler
     from smtgrad.spec import parse_spec
 
     spec = parse_spec(seed_spec_text, "<seed>")

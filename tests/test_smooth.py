@@ -9,13 +9,13 @@ from pathlib import Path
 import mpmath
 import pytest
 
-from smtgrad.enclosure import Enclosure, parse_enclosure
 from smtgrad.engine import SolveOptions, solve
-from smtgrad.lognum import LatticeFunctions, LogNumber, LogSum, parse_value
+from smtgrad.numbers.lognum import LatticeFunctions, LogNumber, LogSum, parse_value
+from smtgrad.reference.intervals import Enclosure, parse_enclosure
+from smtgrad.reference.verify import verify
+from smtgrad.reference.witness import witness_from_json
 from smtgrad.report import result_json
 from smtgrad.spec import Verdict, load_spec
-from smtgrad.verify import verify
-from smtgrad.witness import witness_from_json
 
 ROOT = Path(__file__).resolve().parent.parent
 L2 = LogNumber.log(Fraction(2))

@@ -18,9 +18,9 @@ from conftest import SPECS
 
 from smtgrad.cli import app
 from smtgrad.engine import SolveOptions, solve
+from smtgrad.reference.verify import Status, verify
+from smtgrad.reference.witness import fixed_witness
 from smtgrad.spec import SpecError, Verdict, load_spec, parse_spec
-from smtgrad.verify import Status, verify
-from smtgrad.witness import fixed_witness
 
 #: A fully fixed 1-1-1 ReLU net on three samples. Every gradient is computable by hand:
 #: u = x, a = x, yhat = x, r = x (targets 0), so dL/db2 = (2/3) * (1 + 2 + 3) = 4 != 0.

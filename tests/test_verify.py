@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from smtgrad.network import Parameters
+from smtgrad.reference.network import Parameters
+from smtgrad.reference.verify import verify
+from smtgrad.reference.witness import Witness, witness_from_json, witness_to_json
 from smtgrad.spec import load_spec, parse_spec
-from smtgrad.verify import verify
-from smtgrad.witness import Witness, witness_from_json, witness_to_json
 
 F = Fraction
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -288,7 +288,7 @@ def test_log_lattice_witness_mutations(solved: Any) -> None:
 
 def test_enclosure_witness_mutations(solved: Any) -> None:
     """A Krawczyk box is accepted; a shifted box, or its bare midpoint, is not."""
-    from smtgrad.enclosure import Enclosure
+    from smtgrad.reference.intervals import Enclosure
 
     spec, result = _smooth_result("sigmoid_bce_hard.yaml", solved)
     witness = result.witness

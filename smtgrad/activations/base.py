@@ -26,15 +26,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from smtgrad.numbers import InexactValue as InexactValue  # re-exported for activations
+
 if TYPE_CHECKING:
     from pysmt.fnode import FNode
 
 #: An exact scalar (Fraction, int, closed form) or a ball-valued dual number.
 Scalar = Any
-
-
-class InexactValue(ValueError):
-    """A value that the number system in use cannot represent (e.g. sigmoid(1) in Q)."""
 
 
 class Numbers(Protocol):

@@ -5,7 +5,7 @@ except ``nlsat.seed``, which z3 reads only from its global parameters (see
 :func:`_pin_global_parameters`).
 
 pysmt: formulas are converted with the environment that built them -- pysmt's global
-one, where :mod:`smtgrad.encoding` builds every formula (the converter types a formula
+one, where :mod:`smtgrad.encoding.builder` builds every formula (the converter types a formula
 with its environment's type checker and builds terms in its formula manager, so a
 private environment would not match the formula's nodes). This module changes nothing
 in that environment.

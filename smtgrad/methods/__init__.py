@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from smtgrad.encoding.modes import is_smooth
 from smtgrad.methods.base import (
     Context,
     Method,
@@ -39,7 +40,6 @@ from smtgrad.methods.smooth import (
     Enclosure,
     Lattices,
 )
-from smtgrad.modes import is_smooth
 from smtgrad.spec import LossKind, Spec
 
 

@@ -22,9 +22,9 @@ from typing import ClassVar
 
 from smtgrad.backends import Backend, get_backend
 from smtgrad.errors import InternalError
+from smtgrad.reference.verify import Status, Verification, verify
+from smtgrad.reference.witness import Witness
 from smtgrad.spec import Spec, Verdict
-from smtgrad.verify import Status, Verification, verify
-from smtgrad.witness import Witness
 
 Progress = Callable[[str], None]
 

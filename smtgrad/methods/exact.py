@@ -8,12 +8,12 @@ import time
 from fractions import Fraction
 from math import prod
 
-from smtgrad.lemmas import structural_proof
 from smtgrad.methods.base import Method, Outcome, Problem, Proves
+from smtgrad.methods.lemmas import structural_proof
 from smtgrad.methods.smt import SmtRunner
+from smtgrad.reference.verify import Status, Verification
+from smtgrad.reference.witness import Witness, fixed_witness
 from smtgrad.spec import LossKind, Spec, TargetKind, Verdict
-from smtgrad.verify import Status, Verification
-from smtgrad.witness import Witness, fixed_witness
 
 #: Up to this M the complete solver runs right after a short fast-path search.
 SMALL_M = 4
@@ -51,7 +51,7 @@ class FullyFixed(Method):
 
 
 class StructuralLemmas(Method):
-    """Unsat proofs read off the query's shape, with no solver (:mod:`smtgrad.lemmas`)."""
+    """Unsat proofs read off the query's shape, with no solver (:mod:`smtgrad.methods.lemmas`)."""
 
     name = "lemmas"
     proves = Proves.UNSAT
@@ -124,9 +124,9 @@ class FastPath(Method):
         return problem.context.options.fast_path
 
     def run(self, problem: Problem, budget: float | None) -> Outcome | None:
-        from smtgrad import toplayer
-        from smtgrad.rank import applicable as rank_applicable
-        from smtgrad.rank import search
+        from smtgrad.methods import toplayer
+        from smtgrad.methods.rank import applicable as rank_applicable
+        from smtgrad.methods.rank import search
 
         spec, samples = problem.spec, problem.samples
         budget = 0.5 if budget is None else budget
@@ -171,7 +171,7 @@ class ExactSMT(Method):
 
 def _pad(witness: Witness, spec: Spec, samples: int) -> Witness:
     """Add copies of sample 0 with zero residual (gradients unchanged)."""
-    from smtgrad.network import evaluate
+    from smtgrad.reference.network import evaluate
 
     extra = samples - witness.samples
     first = witness.inputs[0]

@@ -9,12 +9,12 @@ import time
 from fractions import Fraction
 from typing import Any
 
+from smtgrad.encoding.modes import Mode, ModeKind, UnsupportedSpec
 from smtgrad.methods.base import Method, Outcome, Problem, Proves
 from smtgrad.methods.smt import SmtRunner
-from smtgrad.modes import Mode, ModeKind, UnsupportedSpec
+from smtgrad.reference.verify import Verification
+from smtgrad.reference.witness import Witness
 from smtgrad.spec import Spec, Verdict
-from smtgrad.verify import Verification
-from smtgrad.witness import Witness
 
 #: Bases beta of the log lattices tried, in order, and the largest |k| of k*ln(beta).
 LATTICE_BASES = (Fraction(2), Fraction(3), Fraction(3, 2), Fraction(5), Fraction(4, 3))
@@ -24,7 +24,7 @@ LATTICE_RADIUS = 3
 def lattice_bases(spec: Spec) -> tuple[Fraction, ...]:
     """Bases beta of the log lattices to try: first those the spec's fixed closed forms
     live on (a fixed ``log(7)`` needs the ln 7 lattice), then :data:`LATTICE_BASES`."""
-    from smtgrad.lognum import LogNumber
+    from smtgrad.numbers.lognum import LogNumber
 
     derived: list[Fraction] = []
     stack: list[Any] = list(spec.fixed.values())
@@ -91,8 +91,8 @@ class ConcretisedLattice(Method):
     proves = Proves.SAT
 
     def run(self, problem: Problem, budget: float | None) -> Outcome | None:
-        from smtgrad.concretize import draws
-        from smtgrad.encoding import check_supported
+        from smtgrad.encoding.builder import check_supported
+        from smtgrad.methods.concretize import draws
 
         spec, samples, context = problem.spec, problem.samples, problem.context
         stop = time.perf_counter() + (budget if budget is not None else 30.0)
@@ -124,7 +124,7 @@ class Lattices(Method):
     proves = Proves.SAT
 
     def run(self, problem: Problem, budget: float | None) -> Outcome | None:
-        from smtgrad.encoding import check_supported
+        from smtgrad.encoding.builder import check_supported
 
         spec, samples, context = problem.spec, problem.samples, problem.context
         notes: list[str] = []
@@ -155,18 +155,18 @@ class Enclosure(Method):
     proves = Proves.SAT
 
     def run(self, problem: Problem, budget: float | None) -> Outcome | None:
-        from smtgrad import enclosure
+        from smtgrad.methods import newton
 
         spec, samples, context = problem.spec, problem.samples, problem.context
         context.progress(f"M={samples}: searching a certified enclosure (interval Newton)")
         first = problem.hints.get("abstraction")
         start = first.start if isinstance(first, Outcome) else None
-        starts = [] if start is None else [enclosure.Point(start.parameters, start.inputs,
+        starts = [] if start is None else [newton.Point(start.parameters, start.inputs,
                                                            start.targets)]
-        starts += enclosure.random_points(spec, samples, 40)
+        starts += newton.random_points(spec, samples, 40)
         verified: list[tuple[Witness, Verification]] = []
 
-        def accept(found: enclosure.Found) -> bool:
+        def accept(found: newton.Found) -> bool:
             values = {c: b for c, b in zip(found.unknowns, found.box, strict=True)}
             boxed = found.point.with_values(values)
             witness = Witness(boxed.parameters, boxed.inputs, boxed.targets)
@@ -175,7 +175,7 @@ class Enclosure(Method):
                 verified.append((witness, check))
             return check.accepted
 
-        found = enclosure.search(spec, samples, starts,
+        found = newton.search(spec, samples, starts,
                                  time.perf_counter() + (budget or 60.0), accept=accept)
         if found is None:
             return Outcome(Verdict.UNKNOWN, self.name, "none",

@@ -22,15 +22,15 @@ from smtgrad.backends import (
     SolverStatus,
     get_backend,
 )
+from smtgrad.encoding.modes import EXACT, Mode, ModeKind, UnsupportedSpec
 from smtgrad.methods.base import Context, Outcome
-from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec
-from smtgrad.network import Parameters
+from smtgrad.reference.network import Parameters
+from smtgrad.reference.verify import Status, Verification
+from smtgrad.reference.witness import Witness
 from smtgrad.spec import Spec, TargetKind, Verdict
-from smtgrad.verify import Status, Verification
-from smtgrad.witness import Witness
 
 if TYPE_CHECKING:
-    from smtgrad.encoding import Encoding
+    from smtgrad.encoding.builder import Encoding
 
 
 class SmtRunner:
@@ -46,7 +46,7 @@ class SmtRunner:
         if self.context.expired():
             return Outcome(Verdict.UNKNOWN, "none", "none",
                            reason=self.context.timeout_reason())
-        from smtgrad.encoding import EncodingTimeout, encode
+        from smtgrad.encoding.builder import EncodingTimeout, encode
 
         context = self.context
         context.progress(f"M={samples}: {mode.describe()} with {context.options.backend}")
@@ -99,7 +99,7 @@ class SmtRunner:
         """A model of the relaxed encoding (ln p in an interval) is no witness, but its
         parameters and inputs, rounded, with the closed forms put back exactly, are a
         point where the rank criterion solves the residuals exactly."""
-        from smtgrad.rank import complete
+        from smtgrad.methods.rank import complete
 
         assert answer.model is not None
         model = answer.model
@@ -172,7 +172,7 @@ class SmtRunner:
     def rationalize(self, spec: Spec, encoding: Encoding, model: Model, method: str,
                     backend: Backend, why: str) -> Outcome:
         """Fix parameters and inputs to rational approximations and re-solve for residuals."""
-        from smtgrad.encoding import encode
+        from smtgrad.encoding.builder import encode
 
         self.context.progress("the solver's model is irrational; re-solving with rational "
                               "parameters")
@@ -203,7 +203,7 @@ class SmtRunner:
 
 def _read_witness(encoding: Encoding, model: Model, approximate: bool = False) -> Witness:
     """Model values -> witness; lattice-encoded parameters are coefficients of ln(base)."""
-    from smtgrad.lognum import LogNumber
+    from smtgrad.numbers.lognum import LogNumber
 
     def values(terms: Any, scale: bool = False) -> Any:
         if isinstance(terms, list | tuple):

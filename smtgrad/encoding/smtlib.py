@@ -7,7 +7,7 @@ import io
 from pysmt.logics import QF_NRA
 from pysmt.smtlib.script import smtlibscript_from_formula
 
-from smtgrad.encoding import Encoding
+from smtgrad.encoding.builder import Encoding
 
 
 def to_smtlib(encoding: Encoding, title: str) -> str:

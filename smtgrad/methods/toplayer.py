@@ -31,16 +31,16 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.network import (
+from smtgrad.methods.rank import solve_linear
+from smtgrad.reference.network import (
     RATIONAL,
     Parameters,
     activation_value,
     affine,
     kink_points,
 )
-from smtgrad.rank import solve_linear
+from smtgrad.reference.witness import Witness
 from smtgrad.spec import LossKind, Spec, TargetKind, entries
-from smtgrad.witness import Witness
 
 #: Small values the biased draws pick from (zero among them unless the spec is generic).
 POOL = (*(Fraction(v) for v in (0, 1, -1, 2, -2, 3, -3)), Fraction(1, 2), Fraction(-1, 2))

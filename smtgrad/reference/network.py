@@ -14,8 +14,20 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.activations import InexactValue as InexactValue  # raised by every number system
-from smtgrad.numbers import SMALL_FRACTIONS, as_fractions, ints_where_integral
+from smtgrad.numbers import (
+    RATIONAL as RATIONAL,
+)
+from smtgrad.numbers import (
+    SMALL_FRACTIONS,
+    as_fractions,
+    ints_where_integral,
+)
+from smtgrad.numbers import (
+    InexactValue as InexactValue,  # re-exported: raised by every number system
+)
+from smtgrad.numbers import (
+    SmoothFunctions as SmoothFunctions,  # re-exported: the number systems' base class
+)
 from smtgrad.spec import Conventions, Layer, Loss, LossKind, Network, Reduction
 
 #: An exact scalar: a Fraction, or an exact number type with the same operators.
@@ -24,55 +36,6 @@ Vector = tuple[Scalar, ...]
 Matrix = tuple[Vector, ...]
 
 
-class SmoothFunctions:
-    """The rational number system's transcendental primitives: defined only where the
-    result is rational (sigmoid(0) = 1/2, exp(0) = 1, ...); :class:`InexactValue` elsewhere.
-
-    Richer exact systems (closed forms in logarithms, the exponential field) and the
-    ball arithmetic of certificates subclass this (:class:`smtgrad.activations.Numbers`).
-    """
-
-    def exp(self, x: Scalar) -> Scalar:
-        if x == 0:
-            return Fraction(1)
-        raise InexactValue(f"exp({x}) is not rational")
-
-    def log(self, x: Scalar) -> Scalar:
-        if x == 1:
-            return Fraction(0)
-        raise InexactValue(f"log({x}) is not rational")
-
-    def sigmoid(self, x: Scalar) -> Scalar:
-        if x == 0:
-            return Fraction(1, 2)
-        raise InexactValue(f"sigmoid({x}) is not rational")
-
-    def tanh(self, x: Scalar) -> Scalar:
-        if x == 0:
-            return Fraction(0)
-        raise InexactValue(f"tanh({x}) is not rational")
-
-    def softmax(self, z: Sequence[Scalar]) -> Vector:
-        if all(item == z[0] for item in z):
-            return tuple(Fraction(1, len(z)) for _ in z)
-        raise InexactValue("softmax of unequal logits is not rational")
-
-    def normal_cdf(self, x: Scalar) -> Scalar:
-        if x == 0:
-            return Fraction(1, 2)
-        raise InexactValue(f"the normal CDF at {x} is not rational")
-
-    def normal_pdf(self, x: Scalar) -> Scalar:
-        raise InexactValue(f"the normal density at {x} is not rational")
-
-    def negative_log(self, p: Scalar) -> Scalar:
-        """-log(p) for 0 < p <= 1 (cross-entropy terms)."""
-        if p == 1:
-            return Fraction(0)
-        raise InexactValue(f"-log({p}) is not rational")
-
-
-RATIONAL = SmoothFunctions()
 
 
 @dataclass(frozen=True)

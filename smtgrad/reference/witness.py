@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.enclosure import parse_enclosure
 from smtgrad.errors import InputError
-from smtgrad.lognum import parse_value
-from smtgrad.network import InexactValue, Parameters, Vector
 from smtgrad.numbers import NumberError, format_exact
+from smtgrad.numbers.lognum import parse_value
+from smtgrad.reference.intervals import parse_enclosure
+from smtgrad.reference.network import InexactValue, Parameters, Vector
 from smtgrad.spec import Network, Spec, TargetKind, entries
 
 

@@ -8,7 +8,7 @@ printed as ``"-2/3"`` so that sympy (or any reader) parses them back exactly.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -19,6 +19,18 @@ MAX_BITS = 256
 
 _RATIONAL = re.compile(r"^[+-]?\d+\s*/\s*[+-]?\d+$")
 _DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
+
+
+#: An exact scalar: a Fraction, or an exact number type with the same operators.
+Scalar = Any
+Vector = tuple[Scalar, ...]
+
+
+class InexactValue(ValueError):
+    """A value that the number system in use cannot represent (e.g. sigmoid(1) in Q).
+
+    An internal signal, not an input error: callers fall back to another system.
+    """
 
 
 class NumberError(InputError, ValueError):
@@ -123,3 +135,51 @@ def format_short(value: Fraction, digits: int = 6) -> str:
     if len(exact) <= 12:
         return exact
     return f"{exact} (≈{float(value):.{digits}g})"
+
+
+class SmoothFunctions:
+    """The rational number system's transcendental primitives: defined only where the
+    result is rational (sigmoid(0) = 1/2, exp(0) = 1, ...); :class:`InexactValue` elsewhere.
+
+    Richer exact systems (closed forms in logarithms, the exponential field) and the
+    ball arithmetic of certificates subclass this (:class:`smtgrad.activations.Numbers`).
+    """
+
+    def exp(self, x: Scalar) -> Scalar:
+        if x == 0:
+            return Fraction(1)
+        raise InexactValue(f"exp({x}) is not rational")
+
+    def log(self, x: Scalar) -> Scalar:
+        if x == 1:
+            return Fraction(0)
+        raise InexactValue(f"log({x}) is not rational")
+
+    def sigmoid(self, x: Scalar) -> Scalar:
+        if x == 0:
+            return Fraction(1, 2)
+        raise InexactValue(f"sigmoid({x}) is not rational")
+
+    def tanh(self, x: Scalar) -> Scalar:
+        if x == 0:
+            return Fraction(0)
+        raise InexactValue(f"tanh({x}) is not rational")
+
+    def softmax(self, z: Sequence[Scalar]) -> Vector:
+        if all(item == z[0] for item in z):
+            return tuple(Fraction(1, len(z)) for _ in z)
+        raise InexactValue("softmax of unequal logits is not rational")
+
+    def normal_cdf(self, x: Scalar) -> Scalar:
+        if x == 0:
+            return Fraction(1, 2)
+        raise InexactValue(f"the normal CDF at {x} is not rational")
+
+    def normal_pdf(self, x: Scalar) -> Scalar:
+        raise InexactValue(f"the normal density at {x} is not rational")
+
+    def negative_log(self, p: Scalar) -> Scalar:
+        """-log(p) for 0 < p <= 1 (cross-entropy terms)."""
+        if p == 1:
+            return Fraction(0)
+        raise InexactValue(f"-log({p}) is not rational")

@@ -62,8 +62,7 @@ from pysmt.typing import BOOL, REAL
 
 from smtgrad import activations
 from smtgrad.activations import Activation, Piece
-from smtgrad.expr import Algebra, Ref, evaluate_condition, references
-from smtgrad.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
+from smtgrad.encoding.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
 from smtgrad.spec import (
     Layer,
     LossKind,
@@ -72,6 +71,7 @@ from smtgrad.spec import (
     TargetKind,
     normalize_ref,
 )
+from smtgrad.spec.expr import Algebra, Ref, evaluate_condition, references
 
 
 def region(piece: Piece, u: FNode) -> FNode:
@@ -306,7 +306,7 @@ class _Builder:
         if prime not in self.relaxed:
             import flint
 
-            from smtgrad.enclosure import ball_bounds
+            from smtgrad.reference.intervals import ball_bounds
 
             with flint.ctx.workprec(96):
                 lo, hi = ball_bounds(flint.arb(prime).log())

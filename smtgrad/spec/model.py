@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 
 from smtgrad import activations
-from smtgrad.activations import Activation
+from smtgrad.activations import Activation as Activation
 from smtgrad.errors import InputError
-from smtgrad.expr import Cond, ExprError, Ref, parse_condition, references
 from smtgrad.numbers import NumberError, parse_exact
+from smtgrad.spec.expr import Cond, ExprError, Ref, parse_condition, references
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_LAYERS = 8
@@ -674,7 +674,7 @@ class _Validator:
             if raw is None:
                 return None  # type: ignore[return-value]
             if allow_logs and isinstance(raw, str) and "log" in raw:
-                from smtgrad.lognum import parse_value
+                from smtgrad.numbers.lognum import parse_value
 
                 try:
                     return parse_value(raw)  # type: ignore[return-value]

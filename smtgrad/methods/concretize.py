@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.lognum import LogNumber
+from smtgrad.numbers.lognum import LogNumber
 from smtgrad.spec import Spec
 
 

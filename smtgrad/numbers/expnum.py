@@ -2,9 +2,9 @@
 
 A witness with rational parameters whose sigmoid, tanh or softmax sees a rational
 non-zero pre-activation has values such as sigmoid(1) = e/(1 + e): not rational,
-but exact here. This module is the sibling of :mod:`smtgrad.lognum` (which covers
+but exact here. This module is the sibling of :mod:`smtgrad.numbers.lognum` (which covers
 the other direction, rational values at logarithmic parameters). It imports only
-:mod:`smtgrad.network`, :mod:`smtgrad.numbers` and python-flint (lazily); no
+:mod:`smtgrad.reference.network`, :mod:`smtgrad.numbers` and python-flint (lazily); no
 solver and nothing of the encoder.
 
 * :class:`ExpPoly` is a finite sum sum_i c_i e^(q_i) with rational coefficients
@@ -16,7 +16,7 @@ solver and nothing of the encoder.
   arguments, and -log as an :class:`OpaqueReal` (no closed form here).
 * :class:`OpaqueReal` stands for a real number with no exact representation (a
   cross-entropy loss): arithmetic keeps it opaque, every decision on it raises
-  :class:`~smtgrad.network.InexactValue`.
+  :class:`~smtgrad.reference.network.InexactValue`.
 
 Soundness (how zero, nonzero and signs are decided; nothing is a float guess):
 
@@ -68,8 +68,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from smtgrad.network import InexactValue, SmoothFunctions, Vector
 from smtgrad.numbers import format_exact
+from smtgrad.numbers.rational import InexactValue, SmoothFunctions, Vector
 
 if TYPE_CHECKING:
     import flint

@@ -24,7 +24,8 @@ from math import gcd, lcm
 from operator import mul
 from typing import Any
 
-from smtgrad.network import (
+from smtgrad.numbers import integral_as_int, rational_fractions
+from smtgrad.reference.network import (
     RATIONAL,
     InexactValue,
     Parameters,
@@ -33,9 +34,8 @@ from smtgrad.network import (
     affine,
     kink_points,
 )
-from smtgrad.numbers import integral_as_int, rational_fractions
+from smtgrad.reference.witness import Witness
 from smtgrad.spec import LossKind, Network, Spec, TargetKind, entries
-from smtgrad.witness import Witness
 
 
 def applicable(spec: Spec) -> bool:
@@ -341,10 +341,10 @@ def _one_log_nullspace(rows: Sequence[Sequence[Any]], columns: int) -> list[list
     With t = ln p transcendental, Q[t] is a polynomial ring and exact linear algebra over
     its field of fractions Q(t) is sound: a vector of polynomials in t annihilates the
     rows as polynomials, hence at t = ln p. Denominators are cleared, so every entry is
-    a polynomial in ln p (a :class:`~smtgrad.lognum.LogNumber`). Empty when the rows mix
+    a polynomial in ln p (a :class:`~smtgrad.numbers.lognum.LogNumber`). Empty when the rows mix
     primes or hold only rationals.
     """
-    from smtgrad.lognum import LogNumber
+    from smtgrad.numbers.lognum import LogNumber
 
     primes = {prime for row in rows for value in row if type(value) not in _RATIONAL
               for prime in value.primes}

@@ -54,8 +54,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from smtgrad.network import InexactValue, SmoothFunctions, Vector
 from smtgrad.numbers import NumberError, format_exact, parse_exact
+from smtgrad.numbers.rational import InexactValue, SmoothFunctions, Vector
 
 if TYPE_CHECKING:
     import flint
@@ -739,7 +739,7 @@ def parse_value(raw: object) -> Fraction | LogNumber:
         return raw if rational is None else rational
     if not isinstance(raw, str) or "log" not in raw:
         return parse_exact(raw)
-    from smtgrad.expr import ExprError, Ref, evaluate_arith, parse_arith
+    from smtgrad.spec.expr import ExprError, Ref, evaluate_arith, parse_arith
 
     shown = raw[:60]
     if len(raw) > _MAX_TEXT:

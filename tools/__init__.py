@@ -1,0 +1,1 @@
+"""Developer tools that ship with the source checkout, not with the package."""
