@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tools import fuzz
 from smtgrad.engine import SolveOptions, solve
 from smtgrad.methods.rank import solve_linear
 from smtgrad.reference.verify import Status, verify
 from smtgrad.spec import LossKind, TargetKind, Verdict, load_spec, parse_spec
+from tools import fuzz
 from tools.fuzz import (
     CaseClass,
     Category,

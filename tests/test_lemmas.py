@@ -9,10 +9,11 @@ from fractions import Fraction
 
 import pytest
 
+from smtgrad import activations
 from smtgrad.engine import LemmaContradicted, SolveOptions, solve
 from smtgrad.methods.lemmas import derivative_determined_by_value, structural_proof
 from smtgrad.reference.verify import verify
-from smtgrad.spec import Activation, Conventions, Layer, Verdict, parse_spec
+from smtgrad.spec import Conventions, Layer, Verdict, parse_spec
 
 
 def spec_text(hidden: str, samples: int = 2, zero: str = "W2, b2", nonzero: str = "W1, b1",
@@ -110,16 +111,16 @@ def test_cross_check_confirms_a_true_lemma() -> None:
 def test_derivative_determined_by_value_table() -> None:
     zero, one = Conventions(relu_grad_at_zero=0), Conventions(relu_grad_at_zero=1)
     cases = {
-        (Activation.LINEAR, Fraction(1, 100)): (True, True),
-        (Activation.RELU, Fraction(1, 100)): (True, False),
-        (Activation.LEAKY_RELU, Fraction(1, 100)): (True, True),
-        (Activation.LEAKY_RELU, Fraction(0)): (True, False),
-        (Activation.LEAKY_RELU, Fraction(-1)): (False, False),
-        (Activation.ABS, Fraction(1, 100)): (False, False),
-        (Activation.HARDTANH, Fraction(1, 100)): (True, False),
-        (Activation.SIGMOID, Fraction(1, 100)): (True, True),
-        (Activation.TANH, Fraction(1, 100)): (True, True),
-        (Activation.SOFTMAX, Fraction(1, 100)): (False, False),
+        (activations.LINEAR, Fraction(1, 100)): (True, True),
+        (activations.RELU, Fraction(1, 100)): (True, False),
+        (activations.LEAKY_RELU, Fraction(1, 100)): (True, True),
+        (activations.LEAKY_RELU, Fraction(0)): (True, False),
+        (activations.LEAKY_RELU, Fraction(-1)): (False, False),
+        (activations.ABS, Fraction(1, 100)): (False, False),
+        (activations.HARDTANH, Fraction(1, 100)): (True, False),
+        (activations.SIGMOID, Fraction(1, 100)): (True, True),
+        (activations.TANH, Fraction(1, 100)): (True, True),
+        (activations.SOFTMAX, Fraction(1, 100)): (False, False),
     }
     for (activation, slope), expected in cases.items():
         layer = Layer(units=2, activation=activation, slope=slope)

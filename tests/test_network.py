@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sympy
 
+from smtgrad import activations
 from smtgrad.reference.network import Parameters, evaluate
 from smtgrad.spec import (
     Activation,
@@ -32,8 +33,8 @@ from smtgrad.spec import (
 
 F = Fraction
 SEEDS = 16  # random networks in the sympy differential test
-PIECEWISE = [Activation.LINEAR, Activation.RELU, Activation.LEAKY_RELU, Activation.ABS,
-             Activation.HARDTANH]
+PIECEWISE = [activations.LINEAR, activations.RELU, activations.LEAKY_RELU, activations.ABS,
+             activations.HARDTANH]
 
 
 class Kink(ValueError):
@@ -144,29 +145,29 @@ class Hardtanh(sympy.Function):
 def sym_activation(layer: Layer, u: Any) -> Any:
     """The activation as a sympy function: symbolic in the chain rule, exact on numbers."""
     act = layer.activation
-    if act is Activation.LINEAR:
+    if act is activations.LINEAR:
         return u
-    if act is Activation.RELU:
+    if act is activations.RELU:
         return Relu(u)
-    if act is Activation.LEAKY_RELU:
+    if act is activations.LEAKY_RELU:
         return Leaky(u, q(layer.slope))
-    if act is Activation.ABS:
+    if act is activations.ABS:
         return Absolute(u)
-    if act is Activation.HARDTANH:
+    if act is activations.HARDTANH:
         return Hardtanh(u)
     raise ValueError(act)
 
 
-@pytest.mark.parametrize("activation", [a for a in PIECEWISE if a is not Activation.LINEAR])
+@pytest.mark.parametrize("activation", [a for a in PIECEWISE if a is not activations.LINEAR])
 def test_sym_activation_is_piecewise_as_documented(activation: Activation) -> None:
     """The test's own functions agree with sympy's Piecewise/Max: values and derivatives."""
     u = sympy.Symbol("u", real=True)
     slope = sympy.Rational(1, 10)
     definition = {
-        Activation.RELU: sympy.Max(0, u),
-        Activation.LEAKY_RELU: sympy.Piecewise((u, u > 0), (slope * u, True)),
-        Activation.ABS: sympy.Piecewise((u, u >= 0), (-u, True)),
-        Activation.HARDTANH: sympy.Piecewise((-1, u < -1), (1, u > 1), (u, True)),
+        activations.RELU: sympy.Max(0, u),
+        activations.LEAKY_RELU: sympy.Piecewise((u, u > 0), (slope * u, True)),
+        activations.ABS: sympy.Piecewise((u, u >= 0), (-u, True)),
+        activations.HARDTANH: sympy.Piecewise((-1, u < -1), (1, u > 1), (u, True)),
     }[activation]
     layer = Layer(1, activation, F(1, 10))
     theta = sympy.Symbol("theta", real=True)
@@ -187,8 +188,8 @@ def test_sym_activation_is_piecewise_as_documented(activation: Activation) -> No
 
 
 def kinks_of(act: Activation) -> tuple[int, ...]:
-    return {Activation.RELU: (0,), Activation.LEAKY_RELU: (0,), Activation.ABS: (0,),
-            Activation.HARDTANH: (-1, 1)}.get(act, ())
+    return {activations.RELU: (0,), activations.LEAKY_RELU: (0,), activations.ABS: (0,),
+            activations.HARDTANH: (-1, 1)}.get(act, ())
 
 
 def q(value: Fraction) -> sympy.Rational:
@@ -200,7 +201,7 @@ def random_case(rng: random.Random) -> dict[str, Any]:
     hidden = [Layer(rng.randint(1, 3), rng.choice(PIECEWISE), F(rng.choice([1, 1, 2, 3]),
                                                                   rng.choice([10, 5, 4])))
               for _ in range(rng.randint(1, 2))]
-    output = Layer(rng.randint(1, 2), rng.choice([Activation.LINEAR] * 3 + PIECEWISE))
+    output = Layer(rng.randint(1, 2), rng.choice([activations.LINEAR] * 3 + PIECEWISE))
     network = Network(inputs, (*hidden, output))
     loss = Loss(LossKind.MSE, rng.choice([Reduction.MEAN, Reduction.SUM]),
                 rng.choice([F(1), F(1, 2), F(3)]))
@@ -337,7 +338,7 @@ TENTH = F(1, 10)
 def kink_gradient(activation: Activation, u: Fraction, convention: int,
                   slope: Fraction = TENTH) -> Any:
     """dL/db1 for one sample with pre-activation u, W2 = 1 and residual 1 (M = 1, mean MSE)."""
-    network = Network(1, (Layer(1, activation, slope), Layer(1, Activation.LINEAR)))
+    network = Network(1, (Layer(1, activation, slope), Layer(1, activations.LINEAR)))
     params = Parameters(weights=(((F(1),),), ((F(1),),)), biases=((u,), (F(0),)))
     # x = 0, so u = b1; yhat = g(u); y = yhat - 1 so that r = 1.
     probe = evaluate(network, Loss(), Conventions(convention), params, [(F(0),)], [(F(0),)])
@@ -349,11 +350,11 @@ def kink_gradient(activation: Activation, u: Fraction, convention: int,
 
 
 @pytest.mark.parametrize(("activation", "u", "default", "one"), [
-    (Activation.RELU, F(0), F(0), F(1)),
-    (Activation.LEAKY_RELU, F(0), F(1, 10), F(1)),
-    (Activation.ABS, F(0), F(0), F(1)),
-    (Activation.HARDTANH, F(1), F(0), F(1)),
-    (Activation.HARDTANH, F(-1), F(0), F(1)),
+    (activations.RELU, F(0), F(0), F(1)),
+    (activations.LEAKY_RELU, F(0), F(1, 10), F(1)),
+    (activations.ABS, F(0), F(0), F(1)),
+    (activations.HARDTANH, F(1), F(0), F(1)),
+    (activations.HARDTANH, F(-1), F(0), F(1)),
 ])
 def test_derivative_at_kink(activation: Activation, u: Fraction, default: Fraction,
                             one: Fraction) -> None:
@@ -370,11 +371,11 @@ def test_derivative_at_kink(activation: Activation, u: Fraction, default: Fracti
 
 
 @pytest.mark.parametrize(("activation", "u", "slope"), [
-    (Activation.RELU, F(1, 3), F(1)), (Activation.RELU, F(-1, 3), F(0)),
-    (Activation.LEAKY_RELU, F(-1, 3), F(1, 10)), (Activation.LEAKY_RELU, F(2), F(1)),
-    (Activation.ABS, F(-1, 3), F(-1)), (Activation.ABS, F(1, 3), F(1)),
-    (Activation.HARDTANH, F(3, 2), F(0)), (Activation.HARDTANH, F(-3, 2), F(0)),
-    (Activation.HARDTANH, F(1, 2), F(1)), (Activation.LINEAR, F(0), F(1)),
+    (activations.RELU, F(1, 3), F(1)), (activations.RELU, F(-1, 3), F(0)),
+    (activations.LEAKY_RELU, F(-1, 3), F(1, 10)), (activations.LEAKY_RELU, F(2), F(1)),
+    (activations.ABS, F(-1, 3), F(-1)), (activations.ABS, F(1, 3), F(1)),
+    (activations.HARDTANH, F(3, 2), F(0)), (activations.HARDTANH, F(-3, 2), F(0)),
+    (activations.HARDTANH, F(1, 2), F(1)), (activations.LINEAR, F(0), F(1)),
 ])
 def test_derivative_off_kink_ignores_convention(activation: Activation, u: Fraction,
                                                 slope: Fraction) -> None:
@@ -385,14 +386,14 @@ def test_derivative_off_kink_ignores_convention(activation: Activation, u: Fract
 
 
 def test_leaky_slope_is_used() -> None:
-    assert kink_gradient(Activation.LEAKY_RELU, F(0), 0, F(3, 7)).gradients["b1"] == (F(6, 7),)
-    assert kink_gradient(Activation.LEAKY_RELU, F(-2), 1, F(3, 7)).gradients["b1"] == (
+    assert kink_gradient(activations.LEAKY_RELU, F(0), 0, F(3, 7)).gradients["b1"] == (F(6, 7),)
+    assert kink_gradient(activations.LEAKY_RELU, F(-2), 1, F(3, 7)).gradients["b1"] == (
         F(6, 7),)
 
 
 def test_seed_kink_convention_changes_the_answer() -> None:
     """specs/kink_convention.yaml: sample 0 on the kink, only it has a residual."""
-    network = Network(1, (Layer(1, Activation.RELU), Layer(1, Activation.LINEAR)))
+    network = Network(1, (Layer(1, activations.RELU), Layer(1, activations.LINEAR)))
     params = Parameters(weights=(((F(1),),), ((F(1, 2),),)), biases=((F(0),), (F(-2),)))
     xs, ys = [(F(0),), (F(-1),)], [(F(-3),), (F(-2),)]
     zero = evaluate(network, Loss(), Conventions(0), params, xs, ys)
@@ -403,7 +404,7 @@ def test_seed_kink_convention_changes_the_answer() -> None:
 
 
 def test_loss_scale_and_reduction() -> None:
-    network = Network(1, (Layer(1, Activation.LINEAR),))
+    network = Network(1, (Layer(1, activations.LINEAR),))
     params = Parameters(weights=(((F(2),),),), biases=((F(0),),))
     xs, ys = [(F(1),), (F(2),)], [(F(0),), (F(0),)]
     mean = evaluate(network, Loss(), Conventions(), params, xs, ys)
@@ -423,14 +424,14 @@ def test_loss_scale_and_reduction() -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_matches_torch_autograd(seed: int) -> None:
     torch = pytest.importorskip("torch")
-    functions = {Activation.LINEAR: lambda t: t, Activation.RELU: torch.relu,
-                 Activation.ABS: torch.abs, Activation.HARDTANH: torch.nn.functional.hardtanh}
+    functions = {activations.LINEAR: lambda t: t, activations.RELU: torch.relu,
+                 activations.ABS: torch.abs, activations.HARDTANH: torch.nn.functional.hardtanh}
     rng = random.Random(1000 + seed)
     case = random_case(rng)
     network, loss, samples = case["network"], case["loss"], case["samples"]
 
     def torch_act(layer: Layer, t: Any) -> Any:
-        if layer.activation is Activation.LEAKY_RELU:
+        if layer.activation is activations.LEAKY_RELU:
             return torch.nn.functional.leaky_relu(t, float(layer.slope))
         return functions[layer.activation](t)
 
@@ -471,15 +472,15 @@ def test_matches_torch_autograd(seed: int) -> None:
 
 
 @pytest.mark.parametrize(("activation", "u"), [
-    (Activation.RELU, F(0)), (Activation.LEAKY_RELU, F(0)), (Activation.ABS, F(0)),
-    (Activation.HARDTANH, F(1)), (Activation.HARDTANH, F(-1)),
+    (activations.RELU, F(0)), (activations.LEAKY_RELU, F(0)), (activations.ABS, F(0)),
+    (activations.HARDTANH, F(1)), (activations.HARDTANH, F(-1)),
 ])
 def test_default_kink_convention_is_pytorchs(activation: Activation, u: Fraction) -> None:
     torch = pytest.importorskip("torch")
     functions = {
-        Activation.RELU: torch.relu, Activation.ABS: torch.abs,
-        Activation.HARDTANH: torch.nn.functional.hardtanh,
-        Activation.LEAKY_RELU: lambda t: torch.nn.functional.leaky_relu(t, 0.1),
+        activations.RELU: torch.relu, activations.ABS: torch.abs,
+        activations.HARDTANH: torch.nn.functional.hardtanh,
+        activations.LEAKY_RELU: lambda t: torch.nn.functional.leaky_relu(t, 0.1),
     }
     b1 = torch.tensor([float(u)], dtype=torch.float64, requires_grad=True)
     yhat = functions[activation](b1)  # W1 x = 0, W2 = 1, b2 = 0

@@ -24,9 +24,10 @@ from pysmt.shortcuts import Plus
 from typer.testing import CliRunner
 
 import smtgrad.encoding.builder as encoding
+from smtgrad import activations
 from smtgrad.cli import app
 from smtgrad.methods.exact import FastPath
-from smtgrad.spec import Activation, Layer
+from smtgrad.spec import Layer
 
 # leaky_relu (slope 1/10), u = x - 1 = (-1, 1, 2): sample 0 is on the negative side.
 # With the sign of the negative slope flipped, the encoder believes a_0 = +1/10 while the
@@ -95,7 +96,7 @@ def flip_sign(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def broken(layer: Layer, kink_derivative_one: bool) -> tuple[encoding.Piece, ...]:
         table = original(layer, kink_derivative_one)
-        if layer.activation is not Activation.LEAKY_RELU:
+        if layer.activation is not activations.LEAKY_RELU:
             return table
         first = dataclasses.replace(table[0], slope=-table[0].slope)
         return (first, *table[1:])

@@ -39,7 +39,3 @@ def get(name: str) -> Activation:
 __all__ = ["ABS", "ELU", "GELU", "HARDTANH", "LEAKY_RELU", "LINEAR", "NAMES", "REGISTRY",
            "RELU", "SIGMOID", "SILU", "SOFTMAX", "SOFTPLUS", "TANH", "Activation",
            "InexactValue", "Numbers", "Piece", "get"]
-
-# TEMPORARY (until the fuzzer and tests move to the registry): Activation.RELU etc.
-for _activation in _ALL:
-    setattr(Activation, _activation.name.upper(), _activation)
