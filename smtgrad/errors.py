@@ -7,7 +7,7 @@ in one place:
   backend choice that smtgrad cannot use. Exit 2, with the message prefixed by the
   class's :attr:`InputError.label` (``"bad spec"``, ``"bad witness"``, ...).
   Subclasses: :class:`smtgrad.spec.SpecError`, :class:`smtgrad.reference.witness.WitnessError`,
-  :class:`smtgrad.numbers.NumberError`, :class:`smtgrad.spec.expr.ExprError`,
+  :class:`smtgrad.numbers.NumberError`, :class:`smtgrad.numbers.expr.ExprError`,
   :class:`smtgrad.backends.BackendUnavailable`.
 * :class:`InternalError` -- a bug in smtgrad (for instance a solver's witness that
   the exact verifier rejects, or a lemma that a verified witness contradicts).

@@ -1,4 +1,4 @@
-"""Tests for the ``assume`` expression language (smtgrad.spec.expr)."""
+"""Tests for the ``assume`` expression language (smtgrad.numbers.expr)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from smtgrad.spec.expr import (
+from smtgrad.numbers.expr import (
     MAX_INPUT_LENGTH,
     Algebra,
     Arith,

@@ -21,11 +21,11 @@ import sympy
 import yaml
 
 from smtgrad.backends import installed_backends
+from smtgrad.numbers.expr import evaluate_condition
 from smtgrad.reference.verify import verify
 from smtgrad.reference.witness import witness_from_json
 from smtgrad.report import result_json
 from smtgrad.spec import Verdict, entries, load_spec, normalize_ref
-from smtgrad.spec.expr import evaluate_condition
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 PIECEWISE = {"linear", "relu", "leaky_relu", "abs", "hardtanh"}

@@ -63,6 +63,7 @@ from pysmt.typing import BOOL, REAL
 from smtgrad import activations
 from smtgrad.activations import Activation, Piece
 from smtgrad.encoding.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
+from smtgrad.numbers.expr import Algebra, Ref, evaluate_condition, references
 from smtgrad.spec import (
     Layer,
     LossKind,
@@ -71,7 +72,6 @@ from smtgrad.spec import (
     TargetKind,
     normalize_ref,
 )
-from smtgrad.spec.expr import Algebra, Ref, evaluate_condition, references
 
 
 def region(piece: Piece, u: FNode) -> FNode:

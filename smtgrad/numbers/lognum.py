@@ -739,7 +739,7 @@ def parse_value(raw: object) -> Fraction | LogNumber:
         return raw if rational is None else rational
     if not isinstance(raw, str) or "log" not in raw:
         return parse_exact(raw)
-    from smtgrad.spec.expr import ExprError, Ref, evaluate_arith, parse_arith
+    from smtgrad.numbers.expr import ExprError, Ref, evaluate_arith, parse_arith
 
     shown = raw[:60]
     if len(raw) > _MAX_TEXT:

@@ -40,6 +40,7 @@ from itertools import chain
 from typing import Any
 
 from smtgrad.numbers import NumberError
+from smtgrad.numbers.expr import FractionAlgebra, Ref, evaluate_condition
 from smtgrad.numbers.lognum import LatticeFunctions
 from smtgrad.reference.intervals import (
     Enclosure,
@@ -52,7 +53,6 @@ from smtgrad.reference.intervals import (
 from smtgrad.reference.network import Evaluation, InexactValue, SmoothFunctions, entry_at, evaluate
 from smtgrad.reference.witness import Witness
 from smtgrad.spec import Spec, TargetKind, entries, normalize_ref
-from smtgrad.spec.expr import FractionAlgebra, Ref, evaluate_condition
 
 
 class Status(Enum):

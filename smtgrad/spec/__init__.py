@@ -1,5 +1,5 @@
 """The spec layer: the YAML format, its validation and the frozen data model
-(:mod:`.model`), and the ``assume`` expression language (:mod:`.expr`).
+(:mod:`.model`). The ``assume`` language it parses is :mod:`smtgrad.numbers.expr`.
 
 May import :mod:`smtgrad.numbers`, :mod:`smtgrad.activations` and
 :mod:`smtgrad.errors`; nothing above it.

@@ -23,7 +23,7 @@ from smtgrad import activations
 from smtgrad.activations import Activation as Activation
 from smtgrad.errors import InputError
 from smtgrad.numbers import NumberError, parse_exact
-from smtgrad.spec.expr import Cond, ExprError, Ref, parse_condition, references
+from smtgrad.numbers.expr import Cond, ExprError, Ref, parse_condition, references
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_LAYERS = 8

@@ -1,0 +1,69 @@
+"""The layers import one way (ARCHITECTURE.md): a test that reads every module's imports.
+
+Function-level (lazy) imports count too: a trusted module that imported search code
+inside a function would still depend on it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "smtgrad"
+
+#: For each layer, the smtgrad subpackages and third-party roots it must never import.
+FORBIDDEN = {
+    "numbers": ("smtgrad.spec", "smtgrad.activations", "smtgrad.reference",
+                "smtgrad.encoding", "smtgrad.methods", "smtgrad.backends", "smtgrad.engine",
+                "pysmt", "z3", "cvc5"),
+    "activations": ("smtgrad.spec", "smtgrad.reference", "smtgrad.methods",
+                    "smtgrad.backends", "smtgrad.engine", "z3", "cvc5"),
+    "spec": ("smtgrad.reference", "smtgrad.encoding", "smtgrad.methods", "smtgrad.backends",
+             "smtgrad.engine", "pysmt", "z3", "cvc5"),
+    "reference": ("smtgrad.encoding", "smtgrad.methods", "smtgrad.backends",
+                  "smtgrad.engine", "smtgrad.report", "smtgrad.cli", "pysmt", "z3", "cvc5"),
+    "encoding": ("smtgrad.methods", "smtgrad.backends", "smtgrad.engine", "smtgrad.report",
+                 "smtgrad.cli", "z3", "cvc5"),
+    "methods": ("smtgrad.engine", "smtgrad.report", "smtgrad.cli", "z3", "cvc5"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_imports_point_one_way(layer: str) -> None:
+    offences = []
+    for path in sorted((PACKAGE / layer).glob("*.py")):
+        for name in _imports(path):
+            if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[layer]):
+                offences.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offences == []
+
+
+def test_only_the_backends_import_a_solver() -> None:
+    offences = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name == "backends":
+            continue
+        for name in _imports(path):
+            if name.split(".")[0] in ("z3", "cvc5") or name.startswith("pysmt.solvers"):
+                offences.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offences == []
+
+
+def test_the_checker_finds_a_planted_offence(tmp_path: Path) -> None:
+    planted = tmp_path / "bad.py"
+    planted.write_text("def f():\n    from smtgrad.methods import rank\n", encoding="utf-8")
+    assert "smtgrad.methods.rank" in _imports(planted)
