@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import HAND_WITNESS_JSON
 from typer.testing import CliRunner
 
 from smtgrad.cli import app
@@ -48,11 +49,6 @@ def no_pwned() -> Iterator[None]:
         PWNED.unlink()
     yield
     assert not PWNED.exists(), "a spec managed to execute code"
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 def _message(result: object) -> str:
@@ -365,8 +361,7 @@ def test_resource_attacks_exit_2(case: str, content: str | bytes, needles: tuple
 # ----------------------------------------------------------------------------------------
 # `smtgrad check` with malformed witness files.
 
-GOOD_WITNESS = {"W1": [["1"]], "b1": ["-1"], "W2": [["1"]], "b2": ["-1"],
-                "X": [["0"], ["2"], ["3"]], "Y": [["-2"], ["2"], ["0"]]}
+GOOD_WITNESS = HAND_WITNESS_JSON
 
 
 def _witness(**changes: object) -> str:

@@ -11,21 +11,16 @@ from typing import Any
 import pytest
 import sympy
 import z3
+from conftest import HAND_WITNESS_JSON
 from typer.testing import CliRunner
 
 from smtgrad.cli import app
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SEED = str(SPECS / "relu_mse.yaml")
-HAND = {"W1": [["1"]], "b1": ["-1"], "W2": [["1"]], "b2": ["-1"],
-        "X": [["0"], ["2"], ["3"]], "Y": [["-2"], ["2"], ["0"]]}
+HAND = HAND_WITNESS_JSON
 
 EXIT_SAT, EXIT_UNSAT, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 def invoke(runner: CliRunner, *args: str) -> Any:

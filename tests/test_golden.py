@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sympy
 import yaml
+from conftest import HAND_WITNESS_JSON
 
 from smtgrad.backends import installed_backends
 from smtgrad.numbers.expr import evaluate_condition
@@ -408,8 +409,7 @@ def recheck_enclosure(spec: Any, witness: dict[str, Any], ref: Any) -> None:
 
 HAND_RESULT = {
     "certificate": "exact",
-    "witness": {"W1": [["1"]], "b1": ["-1"], "W2": [["1"]], "b2": ["-1"],
-                "X": [["0"], ["2"], ["3"]], "Y": [["-2"], ["2"], ["0"]]},
+    "witness": HAND_WITNESS_JSON,
     "gradients": {"W1": [["-2/3"]], "b1": ["-2/3"], "W2": [["0"]], "b2": ["0"]},
     "loss": "2",
 }

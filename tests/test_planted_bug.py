@@ -78,11 +78,6 @@ query:
 
 
 @pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-@pytest.fixture
 def no_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rank criterion and the output-layer solve would find a correct witness
     themselves: switch the fast path off."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SPECS
+from conftest import HAND_WITNESS_JSON, SPECS
 
 from smtgrad.cli import app
 from smtgrad.engine import SolveOptions, solve
@@ -165,8 +165,7 @@ def _check(runner: Any, spec: Path, witness: Path) -> Any:
 def test_check_exit_codes_hold_fail(write_spec: Callable[..., Path],
                                     write_json: Callable[..., Path], runner: Any) -> None:
     spec = SPECS / "relu_mse.yaml"
-    hand = {"W1": [["1"]], "b1": ["-1"], "W2": [["1"]], "b2": ["-1"],
-            "X": [["0"], ["2"], ["3"]], "Y": [["-2"], ["2"], ["0"]]}
+    hand = HAND_WITNESS_JSON
     held = _check(runner, spec, write_json(hand))
     assert held.exit_code == 0 and json.loads(held.output)["status"] == "holds"
     wrong = dict(hand, Y=[["-2"], ["2"], ["1"]])

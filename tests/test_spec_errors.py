@@ -124,11 +124,6 @@ CASES: list[tuple[str, str | bytes, str, str]] = [
 ]
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
 def check_cli(runner: CliRunner, path: Path, key: str, text: str, every_verb: bool = True
               ) -> None:
     verbs = [["solve"], ["export"], ["check", "--witness", str(path)]]

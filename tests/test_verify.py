@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import HAND_WITNESS_JSON
 
 from smtgrad.reference.network import Parameters
 from smtgrad.reference.verify import verify
@@ -74,8 +75,7 @@ def test_hand_witness_gradients_are_exact() -> None:
 def test_hand_witness_json_round_trip() -> None:
     spec = load_spec(SPECS / "relu_mse.yaml")
     data = witness_to_json(HAND, spec.network)
-    assert data == {"W1": [["1"]], "b1": ["-1"], "W2": [["1"]], "b2": ["-1"],
-                    "X": [["0"], ["2"], ["3"]], "Y": [["-2"], ["2"], ["0"]]}
+    assert data == HAND_WITNESS_JSON
     assert witness_from_json(data, spec.network, spec.targets) == HAND
     flat = {**data, "X": [0, 2, 3], "Y": ["-2", 2, 0.0]}
     assert witness_from_json(flat, spec.network, spec.targets) == HAND
