@@ -81,3 +81,21 @@ def test_rank_witness_values_are_fractions(seed_spec_text: str) -> None:
                   *chain.from_iterable(parameters.biases),
                   *chain.from_iterable(witness.inputs), *chain.from_iterable(witness.targets)]
         assert values and all(type(value) is Fraction for value in values), values
+
+
+def test_flint_and_python_null_spaces_agree() -> None:
+    """Large integer systems go to python-flint: the same space as the Python elimination
+    (each basis annihilates the rows, and both have the same dimension)."""
+    import random
+
+    from smtgrad.methods.rank import _flint_nullspace, _integer_nullspace
+
+    rng = random.Random(1)
+    for rows_count, columns in ((3, 7), (20, 30), (12, 40)):
+        rows = [[rng.randint(-4, 4) for _ in range(columns)] for _ in range(rows_count)]
+        rows.append([a + b for a, b in zip(rows[0], rows[1], strict=True)])  # rank deficient
+        python, flint_basis = _integer_nullspace(rows, columns), _flint_nullspace(rows, columns)
+        assert len(python) == len(flint_basis) == columns - (rows_count)
+        for vector in flint_basis:
+            assert all(sum(a * b for a, b in zip(row, vector, strict=True)) == 0 for row in rows)
+            assert any(vector)
