@@ -8,6 +8,7 @@ import time
 from fractions import Fraction
 from math import prod
 
+from smtgrad.methods import rank, toplayer
 from smtgrad.methods.base import Method, Outcome, Problem, Proves
 from smtgrad.methods.lemmas import structural_proof
 from smtgrad.methods.smt import SmtRunner
@@ -124,10 +125,6 @@ class FastPath(Method):
         return problem.context.options.fast_path
 
     def run(self, problem: Problem, budget: float | None) -> Outcome | None:
-        from smtgrad.methods import toplayer
-        from smtgrad.methods.rank import applicable as rank_applicable
-        from smtgrad.methods.rank import search
-
         spec, samples = problem.spec, problem.samples
         budget = 0.5 if budget is None else budget
         remaining = problem.context.remaining()
@@ -144,8 +141,8 @@ class FastPath(Method):
         solver = "smtgrad exact linear algebra"
         start = time.perf_counter()
         second = toplayer.applicable(spec)
-        rank_share = budget / 2 if second and rank_applicable(spec) else budget
-        witness = search(spec, samples, start + rank_share, accept=accept)
+        rank_share = budget / 2 if second and rank.applicable(spec) else budget
+        witness = rank.search(spec, samples, start + rank_share, accept=accept)
         if witness is not None:
             return Outcome(Verdict.SAT, "rank criterion (exact linear algebra on residuals)",
                            solver, witness=witness, verification=found[-1])
