@@ -51,6 +51,18 @@ query:
   nonzero: [W1, b1]
 """
 
+def one_hidden(activation: str = "relu", *, units: int = 1, samples: int | None = 3,
+               query: str = "{zero: [W2, b2], nonzero: [W1, b1]}", extra: str = "") -> str:
+    """Spec text for a 1-``units``-1 network (``activation`` hidden, linear output), MSE:
+    the family most tests vary. ``samples`` None leaves M to fixed rows; ``extra`` is
+    appended (fixed values, assumptions, targets)."""
+    text = SEED_SPEC_TEXT.replace("name: seed\n", "").replace(
+        "{units: 1, activation: relu}", f"{{units: {units}, activation: {activation}}}")
+    text = text.replace("samples: 3\n", "" if samples is None else f"samples: {samples}\n")
+    head = text[:text.index("query:")]
+    return f"{head}query: {query}\n{extra}"
+
+
 #: A large query (2 inputs, relu 6 / abs 6 / linear 1 units, 20 fixed targets) that is far
 #: from answered within the short timeouts tests give it (the fixture ``hard_spec_text``).
 HARD_SPEC_TEXT = """\

@@ -16,6 +16,7 @@ from typing import Any
 import flint
 import mpmath
 import pytest
+from conftest import one_hidden
 
 from smtgrad import activations
 from smtgrad.activations import Activation
@@ -165,17 +166,6 @@ def test_abstraction_admits_the_true_values(activation: Activation) -> None:
 
 # -- end to end ------------------------------------------------------------------------------
 
-NET = """\
-network:
-  inputs: 1
-  layers:
-    - {units: 1, activation: ACT}
-    - {units: 1, activation: linear}
-loss: mse
-samples: 1
-query:
-  zero: [b2]
-"""
 
 
 @pytest.mark.parametrize(("name", "w1", "x", "y", "holds"), [
@@ -189,7 +179,7 @@ query:
 def test_check_decides_lattice_witnesses_of_new_activations_exactly(
         name: str, w1: str, x: str, y: str, holds: bool, write_spec: Callable[..., Path],
         write_json: Callable[..., Path], runner: Any) -> None:
-    spec = write_spec(NET.replace("ACT", name))
+    spec = write_spec(one_hidden(name, samples=1, query="{zero: [b2]}"))
     witness = write_json({"W1": [[w1]], "b1": ["0"], "W2": [["1"]], "b2": ["0"],
                           "X": [[x]], "Y": [[y]]})
     result = runner.invoke(app, ["check", str(spec), "--witness", str(witness), "--format",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HAND_WITNESS_JSON, SPECS
+from conftest import HAND_WITNESS_JSON, SPECS, one_hidden
 
 from smtgrad.cli import app
 from smtgrad.engine import SolveOptions, solve
@@ -24,24 +24,9 @@ from smtgrad.spec import SpecError, Verdict, load_spec, parse_spec
 
 #: A fully fixed 1-1-1 ReLU net on three samples. Every gradient is computable by hand:
 #: u = x, a = x, yhat = x, r = x (targets 0), so dL/db2 = (2/3) * (1 + 2 + 3) = 4 != 0.
-FULLY_FIXED = """\
-network:
-  inputs: 1
-  layers:
-    - {units: 1, activation: relu}
-    - {units: 1, activation: linear}
-loss: mse
-query:
-  zero: [b2]
-  nonzero: [W1]
-fixed:
-  W1: [[1]]
-  b1: [0]
-  W2: [[1]]
-  b2: [0]
-  X: [[1], [2], [3]]
-  Y: [[0], [0], [0]]
-"""
+FULLY_FIXED = one_hidden(samples=None, query="{zero: [b2], nonzero: [W1]}", extra=(
+    "fixed: {W1: [[1]], b1: [0], W2: [[1]], b2: [0], X: [[1], [2], [3]], "
+    "Y: [[0], [0], [0]]}\n"))
 
 
 def _solve(text: str, **options: Any) -> Any:
@@ -90,9 +75,8 @@ def test_a_walk_over_m_starts_where_every_named_sample_exists(runner: Any) -> No
 
 
 def test_a_sample_range_may_name_samples_beyond_its_minimum() -> None:
-    text = FULLY_FIXED.split("query:")[0].replace("loss: mse\n", "loss: mse\nsamples: "
-                                                  "{min: 1, max: 4}\n")
-    text += "query: {zero: [W2, b2], nonzero: [W1]}\nassume: ['X[2] > X[1]']\n"
+    text = one_hidden(samples=None, query="{zero: [W2, b2], nonzero: [W1]}",
+                      extra="samples: {min: 1, max: 4}\nassume: ['X[2] > X[1]']\n")
     result = _solve(text)
     assert result.attempts[0].samples == 3
     with pytest.raises(SpecError, match="at most 4"):
@@ -111,9 +95,9 @@ def test_a_fully_fixed_unsat_spec_is_unsat_by_evaluation() -> None:
 
 def test_a_fully_fixed_sat_spec_is_sat_by_evaluation() -> None:
     # The accepted answer's hand witness, every value fixed.
-    text = FULLY_FIXED.replace("b1: [0]", "b1: [-1]").replace("b2: [0]", "b2: [-1]")
-    text = text.replace("X: [[1], [2], [3]]", "X: [[0], [2], [3]]").replace(
-        "Y: [[0], [0], [0]]", "Y: [[-2], [2], [0]]").replace("zero: [b2]", "zero: [W2, b2]")
+    text = one_hidden(samples=None, query="{zero: [W2, b2], nonzero: [W1]}", extra=(
+        "fixed: {W1: [[1]], b1: [-1], W2: [[1]], b2: [-1], X: [[0], [2], [3]], "
+        "Y: [[-2], [2], [0]]}\n"))
     result = _solve(text)
     assert result.verdict is Verdict.SAT and result.method.startswith("evaluation")
     assert result.evaluation.gradients["W1"] == ((Fraction(-2, 3),),)
@@ -122,7 +106,7 @@ def test_a_fully_fixed_sat_spec_is_sat_by_evaluation() -> None:
 def test_fixed_witness_needs_every_value() -> None:
     spec = parse_spec(FULLY_FIXED)
     assert fixed_witness(spec, 3) is not None
-    assert fixed_witness(parse_spec(FULLY_FIXED.replace("  b2: [0]\n", "")), 3) is None
+    assert fixed_witness(parse_spec(FULLY_FIXED.replace(" b2: [0],", "")), 3) is None
 
 
 # -- witnesses the generic search never drew ------------------------------------------------
@@ -130,9 +114,7 @@ def test_fixed_witness_needs_every_value() -> None:
 
 @pytest.mark.parametrize("targets", ["binary", "unit_interval"])
 def test_label_targets_with_mse_find_a_witness(targets: str) -> None:
-    text = FULLY_FIXED.split("query:")[0].replace("loss: mse\n", f"loss: mse\nsamples: 3\n"
-                                                  f"targets: {targets}\n")
-    text += "query: {zero: [W2, b2], nonzero: [W1, b1]}\n"
+    text = one_hidden(extra=f"targets: {targets}\n")
     result = _solve(text, minimal=True)
     assert result.verdict is Verdict.SAT and result.samples == 3
     check = verify(result.spec, result.witness)
@@ -146,9 +128,7 @@ def test_label_targets_with_mse_find_a_witness(targets: str) -> None:
 
 def test_fixed_targets_with_free_parameters_find_a_witness() -> None:
     """Fixed Y (so no free residuals): the output layer is solved exactly."""
-    text = FULLY_FIXED.split("fixed:")[0].replace("zero: [b2]", "zero: [W2, b2]")
-    text = text.replace("nonzero: [W1]", "nonzero: [W1, b1]")
-    text += "fixed:\n  Y: [[0], [1], [0], [1]]\n"
+    text = one_hidden(samples=None, extra="fixed:\n  Y: [[0], [1], [0], [1]]\n")
     result = _solve(text)
     assert result.verdict is Verdict.SAT, result.reason
     assert verify(result.spec, result.witness).status is Status.HOLDS
@@ -175,20 +155,7 @@ def test_check_exit_codes_hold_fail(write_spec: Callable[..., Path],
 
 # -- closed-form fixed values ----------------------------------------------------------------
 
-RELU_LOG = """\
-network:
-  inputs: 1
-  layers:
-    - {units: 1, activation: relu}
-    - {units: 1, activation: linear}
-loss: mse
-samples: 3
-query:
-  zero: [W2, b2]
-  nonzero: [W1, b1]
-fixed:
-  W1: [["log(2)"]]
-"""
+RELU_LOG = one_hidden(extra='fixed:\n  W1: [["log(2)"]]\n')
 
 
 def test_a_log_fixed_weight_on_a_relu_net_is_solved_exactly(
@@ -213,7 +180,7 @@ def test_a_log_fixed_weight_on_a_relu_net_is_solved_exactly(
 def test_a_log_fixed_value_on_a_sigmoid_net_is_not_an_internal_error(
         fixed: str, write_spec: Callable[..., Path], runner: Any) -> None:
     """The old bug: TypeErrors (exit 4) in the lattice, the Newton search and Krawczyk."""
-    text = RELU_LOG.replace("relu", "sigmoid").replace('W1: [["log(2)"]]', fixed)
+    text = one_hidden("sigmoid", extra=f"fixed:\n  {fixed}\n")
     result = runner.invoke(app, ["solve", str(write_spec(text)), "--timeout", "20"])
     assert result.exit_code in (0, 3), result.output
     if result.exit_code == 0:
@@ -222,22 +189,10 @@ def test_a_log_fixed_value_on_a_sigmoid_net_is_not_an_internal_error(
 
 # -- check: true witnesses that are not rational are not "does not hold" --------------------
 
-SIGMOID_NET = """\
-network:
-  inputs: 1
-  layers:
-    - {units: 1, activation: ACT}
-    - {units: 1, activation: linear}
-loss: mse
-samples: SAMPLES
-query:
-  QUERY
-"""
 
 
 def _net(act: str, samples: int, query: str) -> str:
-    return SIGMOID_NET.replace("ACT", act).replace("SAMPLES", str(samples)).replace(
-        "QUERY", query)
+    return one_hidden(act, samples=samples, query="{" + query + "}")
 
 
 def _witness(**blocks: Any) -> dict[str, Any]:
@@ -298,9 +253,9 @@ def test_check_cannot_decide_a_box_too_wide_for_its_certificate(
 
 def test_a_fully_fixed_sigmoid_net_is_decided_exactly_in_the_exponential_field() -> None:
     """sigmoid(1) + sigmoid(-1) = 1: dL/db2 is exactly zero, which no ball can show."""
-    text = _net("sigmoid", 3, "zero: [b2]\n  nonzero: [W1]").replace("samples: 3\n", "")
-    text += ("fixed: {W1: [[1]], b1: [0], W2: [[1]], b2: [0], X: [[1], [-1], [0]], "
-             "Y: [[0], [1], [1/2]]}\n")
+    text = one_hidden("sigmoid", samples=None, query="{zero: [b2], nonzero: [W1]}", extra=(
+        "fixed: {W1: [[1]], b1: [0], W2: [[1]], b2: [0], X: [[1], [-1], [0]], "
+        "Y: [[0], [1], [1/2]]}\n"))
     result = _solve(text)
     assert result.verdict is Verdict.SAT, result.reason
     assert result.evaluation.gradients["b2"] == (0,)
@@ -313,12 +268,8 @@ def test_a_model_of_the_relaxed_encoding_is_completed_exactly() -> None:
     """Linear hidden layer, W2[0,0] = ln 2 fixed: every witness has W1 = 0 (degenerate).
     z3's model of the encoding with ln 2 in an interval is no witness by itself; its
     point, with ln 2 put back, is completed by the rank criterion."""
-    text = RELU_LOG.replace("relu", "linear").replace("{units: 1, activation: linear}\n"
-                                                     "    - {units: 1",
-                                                     "{units: 2, activation: linear}\n"
-                                                     "    - {units: 1")
-    text = text.replace('W1: [["log(2)"]]', 'W2: [["log(2)", null]]').replace(
-        "nonzero: [W1, b1]", "nonzero: [W1]")
+    text = one_hidden("linear", units=2, query="{zero: [W2, b2], nonzero: [W1]}",
+                      extra='fixed:\n  W2: [["log(2)", null]]\n')
     result = _solve(text)
     assert result.verdict is Verdict.SAT, result.reason
     assert "relaxed" in result.method
