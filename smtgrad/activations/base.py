@@ -163,3 +163,30 @@ class Activation:
         """A fresh value for act(u), tied to u by facts true of act only, and the backward
         map of its derivative (an over-approximation: sound for unsat)."""
         raise NotImplementedError(f"{self.name} has no abstraction")
+
+
+class Smooth(Activation):
+    """A smooth elementwise activation: its value and slope read only u (and a = act(u)),
+    never the layer or the kink convention. Subclasses give :meth:`formula` and
+    :meth:`slope`, and say whether they are strictly increasing (``injective``)."""
+
+    smooth = True
+    has_abstraction = True
+    #: Strictly increasing: its derivative is a function of its value (the lemmas).
+    injective: ClassVar[bool] = False
+
+    def formula(self, u: Scalar, numbers: Numbers) -> Scalar:
+        raise NotImplementedError
+
+    def slope(self, u: Scalar, a: Scalar, numbers: Numbers) -> Scalar:
+        raise NotImplementedError
+
+    def value(self, u: Scalar, layer: LayerParameters, numbers: Numbers) -> Scalar:
+        return self.formula(u, numbers)
+
+    def derivative(self, u: Scalar, a: Scalar, layer: LayerParameters, kink_one: bool,
+                   numbers: Numbers) -> Scalar:
+        return self.slope(u, a, numbers)
+
+    def derivative_determined_by_value(self, layer: LayerParameters, kink_one: bool) -> bool:
+        return self.injective

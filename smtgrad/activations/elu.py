@@ -10,33 +10,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from smtgrad.activations.base import (
-    AbstractionBuilder,
-    Activation,
-    Backward,
-    LayerParameters,
-    Numbers,
-    Scalar,
-)
+from smtgrad.activations.base import AbstractionBuilder, Backward, Numbers, Scalar, Smooth
 
 if TYPE_CHECKING:
     from pysmt.fnode import FNode
 
 
-class Elu(Activation):
+class Elu(Smooth):
     name = "elu"
-    smooth = True
-    has_abstraction = True
+    injective = True  # strictly increasing
 
-    def value(self, u: Scalar, layer: LayerParameters, numbers: Numbers) -> Scalar:
+    def formula(self, u: Scalar, numbers: Numbers) -> Scalar:
         return u if u > 0 else numbers.exp(u) - 1
 
-    def derivative(self, u: Scalar, a: Scalar, layer: LayerParameters, kink_one: bool,
-                   numbers: Numbers) -> Scalar:
+    def slope(self, u: Scalar, a: Scalar, numbers: Numbers) -> Scalar:
         return 1 if u > 0 else a + 1
-
-    def derivative_determined_by_value(self, layer: LayerParameters, kink_one: bool) -> bool:
-        return True  # strictly increasing
 
     def abstract(self, builder: AbstractionBuilder, u: FNode, tag: str
                  ) -> tuple[FNode, Backward]:

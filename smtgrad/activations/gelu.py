@@ -11,14 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from smtgrad.activations.base import (
-    AbstractionBuilder,
-    Activation,
-    Backward,
-    LayerParameters,
-    Numbers,
-    Scalar,
-)
+from smtgrad.activations.base import AbstractionBuilder, Backward, Numbers, Scalar, Smooth
 
 if TYPE_CHECKING:
     from pysmt.fnode import FNode
@@ -27,16 +20,13 @@ if TYPE_CHECKING:
 PDF_BOUND = Fraction(2, 5)
 
 
-class Gelu(Activation):
+class Gelu(Smooth):
     name = "gelu"
-    smooth = True
-    has_abstraction = True
 
-    def value(self, u: Scalar, layer: LayerParameters, numbers: Numbers) -> Scalar:
+    def formula(self, u: Scalar, numbers: Numbers) -> Scalar:
         return u * numbers.normal_cdf(u)
 
-    def derivative(self, u: Scalar, a: Scalar, layer: LayerParameters, kink_one: bool,
-                   numbers: Numbers) -> Scalar:
+    def slope(self, u: Scalar, a: Scalar, numbers: Numbers) -> Scalar:
         return numbers.normal_cdf(u) + u * numbers.normal_pdf(u)
 
     def abstract(self, builder: AbstractionBuilder, u: FNode, tag: str

@@ -5,33 +5,21 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from smtgrad.activations.base import (
-    AbstractionBuilder,
-    Activation,
-    Backward,
-    LayerParameters,
-    Numbers,
-    Scalar,
-)
+from smtgrad.activations.base import AbstractionBuilder, Backward, Numbers, Scalar, Smooth
 
 if TYPE_CHECKING:
     from pysmt.fnode import FNode
 
 
-class Sigmoid(Activation):
+class Sigmoid(Smooth):
     name = "sigmoid"
-    smooth = True
-    has_abstraction = True
+    injective = True
 
-    def value(self, u: Scalar, layer: LayerParameters, numbers: Numbers) -> Scalar:
+    def formula(self, u: Scalar, numbers: Numbers) -> Scalar:
         return numbers.sigmoid(u)
 
-    def derivative(self, u: Scalar, a: Scalar, layer: LayerParameters, kink_one: bool,
-                   numbers: Numbers) -> Scalar:
+    def slope(self, u: Scalar, a: Scalar, numbers: Numbers) -> Scalar:
         return a * (1 - a)
-
-    def derivative_determined_by_value(self, layer: LayerParameters, kink_one: bool) -> bool:
-        return True  # injective
 
     def lattice_point(self, k: int, base: Fraction) -> tuple[Fraction, Fraction] | None:
         t = base ** k

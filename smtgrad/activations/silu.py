@@ -10,29 +10,19 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from smtgrad.activations.base import (
-    AbstractionBuilder,
-    Activation,
-    Backward,
-    LayerParameters,
-    Numbers,
-    Scalar,
-)
+from smtgrad.activations.base import AbstractionBuilder, Backward, Numbers, Scalar, Smooth
 
 if TYPE_CHECKING:
     from pysmt.fnode import FNode
 
 
-class Silu(Activation):
+class Silu(Smooth):
     name = "silu"
-    smooth = True
-    has_abstraction = True
 
-    def value(self, u: Scalar, layer: LayerParameters, numbers: Numbers) -> Scalar:
+    def formula(self, u: Scalar, numbers: Numbers) -> Scalar:
         return u * numbers.sigmoid(u)
 
-    def derivative(self, u: Scalar, a: Scalar, layer: LayerParameters, kink_one: bool,
-                   numbers: Numbers) -> Scalar:
+    def slope(self, u: Scalar, a: Scalar, numbers: Numbers) -> Scalar:
         s = numbers.sigmoid(u)
         return s + u * s * (1 - s)
 

@@ -11,33 +11,21 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from smtgrad.activations.base import (
-    AbstractionBuilder,
-    Activation,
-    Backward,
-    LayerParameters,
-    Numbers,
-    Scalar,
-)
+from smtgrad.activations.base import AbstractionBuilder, Backward, Numbers, Scalar, Smooth
 
 if TYPE_CHECKING:
     from pysmt.fnode import FNode
 
 
-class Softplus(Activation):
+class Softplus(Smooth):
     name = "softplus"
-    smooth = True
-    has_abstraction = True
+    injective = True  # strictly increasing
 
-    def value(self, u: Scalar, layer: LayerParameters, numbers: Numbers) -> Scalar:
+    def formula(self, u: Scalar, numbers: Numbers) -> Scalar:
         return numbers.log(1 + numbers.exp(u))
 
-    def derivative(self, u: Scalar, a: Scalar, layer: LayerParameters, kink_one: bool,
-                   numbers: Numbers) -> Scalar:
+    def slope(self, u: Scalar, a: Scalar, numbers: Numbers) -> Scalar:
         return numbers.sigmoid(u)
-
-    def derivative_determined_by_value(self, layer: LayerParameters, kink_one: bool) -> bool:
-        return True  # strictly increasing
 
     def abstract(self, builder: AbstractionBuilder, u: FNode, tag: str
                  ) -> tuple[FNode, Backward]:

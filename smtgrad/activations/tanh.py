@@ -5,33 +5,21 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from smtgrad.activations.base import (
-    AbstractionBuilder,
-    Activation,
-    Backward,
-    LayerParameters,
-    Numbers,
-    Scalar,
-)
+from smtgrad.activations.base import AbstractionBuilder, Backward, Numbers, Scalar, Smooth
 
 if TYPE_CHECKING:
     from pysmt.fnode import FNode
 
 
-class Tanh(Activation):
+class Tanh(Smooth):
     name = "tanh"
-    smooth = True
-    has_abstraction = True
+    injective = True
 
-    def value(self, u: Scalar, layer: LayerParameters, numbers: Numbers) -> Scalar:
+    def formula(self, u: Scalar, numbers: Numbers) -> Scalar:
         return numbers.tanh(u)
 
-    def derivative(self, u: Scalar, a: Scalar, layer: LayerParameters, kink_one: bool,
-                   numbers: Numbers) -> Scalar:
+    def slope(self, u: Scalar, a: Scalar, numbers: Numbers) -> Scalar:
         return 1 - a * a
-
-    def derivative_determined_by_value(self, layer: LayerParameters, kink_one: bool) -> bool:
-        return True  # injective
 
     def lattice_point(self, k: int, base: Fraction) -> tuple[Fraction, Fraction] | None:
         t = base ** (2 * k)
