@@ -34,17 +34,24 @@ HAND_WITNESS_JSON: dict[str, Any] = {
 
 DIGITS = 80
 
+def network_yaml(*layers: str, inputs: int = 1) -> str:
+    """The ``network:`` block of a spec; each layer as "units activation[ key=value]"
+    (``"1 relu"``, ``"1 leaky_relu slope=1/10"``), in flow style as the specs write it."""
+    rows = []
+    for layer in layers:
+        units, activation, *options = layer.split()
+        extra = "".join(f", {key}: {value}" for key, value in
+                        (option.split("=") for option in options))
+        rows.append(f"    - {{units: {units}, activation: {activation}{extra}}}\n")
+    return f"network:\n  inputs: {inputs}\n  layers:\n{''.join(rows)}"
+
+
 #: The seed question as inline YAML: a 1-1-1 network (relu hidden unit, linear output),
 #: MSE, 3 samples: dL/dW2 = dL/db2 = 0 while dL/dW1, dL/db1 != 0 (the fixture
 #: ``seed_spec_text``). Tests derive variants with ``str.replace`` or by appending keys.
 SEED_SPEC_TEXT = """\
 name: seed
-network:
-  inputs: 1
-  layers:
-    - {units: 1, activation: relu}
-    - {units: 1, activation: linear}
-loss: mse
+""" + network_yaml("1 relu", "1 linear") + """loss: mse
 samples: 3
 query:
   zero: [W2, b2]
@@ -67,13 +74,7 @@ def one_hidden(activation: str = "relu", *, units: int = 1, samples: int | None 
 #: from answered within the short timeouts tests give it (the fixture ``hard_spec_text``).
 HARD_SPEC_TEXT = """\
 name: hard
-network:
-  inputs: 2
-  layers:
-    - {units: 6, activation: relu}
-    - {units: 6, activation: abs}
-    - {units: 1, activation: linear}
-loss: mse
+""" + network_yaml("6 relu", "6 abs", "1 linear", inputs=2) + """loss: mse
 fixed:
   Y: [1, -2, 3, 5, -1, 2, 7, 4, -3, 0, 6, 1, -5, 2, 3, 8, -1, 4, 2, -2]
 query:

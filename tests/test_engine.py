@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import network_yaml
 
 from smtgrad.backends import SolverAnswer, SolverStatus, installed_backends
 from smtgrad.engine import SolveOptions, WitnessRejected, solve
@@ -294,12 +295,7 @@ def test_z3_timeout_is_honoured(hard_spec_text: str) -> None:
     assert elapsed < 0.2 + 1.0, f"timeout 0.2 s, took {elapsed:.2f} s"
 
 
-XOR = """\
-network:
-  inputs: 2
-  layers:
-    - {units: 2, activation: sigmoid}
-    - {units: 1, activation: sigmoid}
+XOR = network_yaml("2 sigmoid", "1 sigmoid", inputs=2) + """\
 loss: mse
 fixed:
   X: [[0, 0], [0, 1], [1, 0], [1, 1]]

@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from conftest import network_yaml
 from hypothesis import HealthCheck, given, settings
 
 from smtgrad.engine import SolveOptions, solve
@@ -271,13 +272,7 @@ def test_command_line_exit_codes(tmp_path: Path) -> None:
 #: python -m tools.fuzz --seed 1, case 32: cvc5's model holds an algebraic number.
 CVC5_ALGEBRAIC_SPEC = """
 name: cvc5-algebraic
-network:
-  inputs: 2
-  layers:
-    - {units: 3, activation: leaky_relu}
-    - {units: 3, activation: linear}
-    - {units: 2, activation: linear}
-loss: mse
+""" + network_yaml("3 leaky_relu", "3 linear", "2 linear", inputs=2) + """loss: mse
 samples: 2
 fixed:
   X: [[3/2, 0], [0, -1]]

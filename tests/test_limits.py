@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import network_yaml
 from typer.testing import CliRunner
 
 from smtgrad.cli import app
@@ -31,13 +32,7 @@ SPECS = REPO / "specs"
 #: finish it in a minute.
 HARD_SPEC = """
 name: hard-timeout
-network:
-  inputs: 2
-  layers:
-    - {units: 3, activation: relu}
-    - {units: 3, activation: relu}
-    - {units: 1, activation: linear}
-samples: 5
+""" + network_yaml("3 relu", "3 relu", "1 linear", inputs=2) + """samples: 5
 generic: true
 assume:
   - "W1[0,0]*W1[1,1] - W1[0,1]*W1[1,0] == 7/3"
@@ -52,13 +47,7 @@ query:
 #: Large M within the spec limits: the rank fast path evaluates M networks of M samples.
 LARGE_M_SPEC = """
 name: large-m
-network:
-  inputs: 2
-  layers:
-    - {units: 3, activation: relu}
-    - {units: 3, activation: relu}
-    - {units: 1, activation: linear}
-samples: 200
+""" + network_yaml("3 relu", "3 relu", "1 linear", inputs=2) + """samples: 200
 generic: true
 query:
   zero: [W3, b3, W2]
@@ -305,12 +294,7 @@ def test_ctrl_c_while_the_solver_runs(hard_spec: Path, backend: str,
 
 
 SMT_PATH_SPEC = """
-network:
-  inputs: 2
-  layers:
-    - {units: 2, activation: relu}
-    - {units: 1, activation: leaky_relu}
-loss: mse
+""" + network_yaml("2 relu", "1 leaky_relu", inputs=2) + """loss: mse
 fixed:
   Y: [1, -1, 2, 0]
 query:

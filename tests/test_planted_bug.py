@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import network_yaml
 from pysmt.fnode import FNode
 from pysmt.shortcuts import Plus
 from typer.testing import CliRunner
@@ -35,12 +36,7 @@ from smtgrad.spec import Layer
 # verifier's residuals sum to -W2 * (1/10 + 1/10) = -1/5 != 0: dL/db2 is not zero.
 SIGN_SPEC = """
 name: planted-sign
-network:
-  inputs: 1
-  layers:
-    - {units: 1, activation: leaky_relu, slope: 1/10}
-    - {units: 1, activation: linear}
-loss: mse
+""" + network_yaml("1 leaky_relu slope=1/10", "1 linear") + """loss: mse
 fixed:
   W1: [[1]]
   b1: [-1]
@@ -58,12 +54,7 @@ query:
 # dL/db2 = r_0 + r_1 + r_2 = 1.
 DROP_SPEC = """
 name: planted-drop
-network:
-  inputs: 1
-  layers:
-    - {units: 1, activation: relu}
-    - {units: 1, activation: linear}
-loss: mse
+""" + network_yaml("1 relu", "1 linear") + """loss: mse
 fixed:
   W1: [[1]]
   b1: [-1]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HAND_WITNESS_JSON
+from conftest import HAND_WITNESS_JSON, network_yaml
 
 from smtgrad.reference.network import Parameters
 from smtgrad.reference.verify import verify
@@ -411,12 +411,7 @@ def test_fixed_values(seed_spec_text: str) -> None:
 
 
 GENERIC_TWO_UNITS = """
-network:
-  inputs: 1
-  layers:
-    - {units: 2, activation: relu}
-    - {units: 1, activation: linear}
-loss: mse
+""" + network_yaml("2 relu", "1 linear") + """loss: mse
 samples: 3
 generic: GENERIC
 query:
