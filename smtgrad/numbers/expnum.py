@@ -69,7 +69,17 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from smtgrad.numbers import format_exact
-from smtgrad.numbers.rational import InexactValue, SmoothFunctions, Vector
+from smtgrad.numbers.rational import (
+    InexactValue,
+    SmoothFunctions,
+    Vector,
+)
+from smtgrad.numbers.rational import (
+    exact_scalar as _scalar,
+)
+from smtgrad.numbers.rational import (
+    flint_module as _flint,
+)
 
 if TYPE_CHECKING:
     import flint
@@ -92,24 +102,6 @@ _FLOAT_BITS = 60
 
 _ZERO = Fraction(0)
 _ONE = Fraction(1)
-
-
-def _flint() -> Any:
-    """python-flint, imported on first use."""
-    import flint
-
-    return flint
-
-
-def _scalar(value: object) -> Fraction | None:
-    """An int (not a bool) or Fraction as a Fraction; anything else None."""
-    if type(value) is Fraction:
-        return value
-    if type(value) is int:
-        return Fraction(value)
-    if isinstance(value, Fraction | int) and not isinstance(value, bool):
-        return Fraction(value)
-    return None
 
 
 def _refuse_float(value: object) -> None:

@@ -55,7 +55,17 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from smtgrad.numbers import NumberError, format_exact, parse_exact
-from smtgrad.numbers.rational import InexactValue, SmoothFunctions, Vector
+from smtgrad.numbers.rational import (
+    InexactValue,
+    SmoothFunctions,
+    Vector,
+)
+from smtgrad.numbers.rational import (
+    exact_scalar as _scalar,
+)
+from smtgrad.numbers.rational import (
+    flint_module as _flint,
+)
 
 if TYPE_CHECKING:
     import flint
@@ -82,13 +92,6 @@ _MAX_TEXT = 2000
 
 _ZERO = Fraction(0)
 _ONE = Fraction(1)
-
-
-def _flint() -> Any:
-    """python-flint, imported on first use (about 40 ms that exact rational runs skip)."""
-    import flint
-
-    return flint
 
 
 # -- factoring ----------------------------------------------------------------------------
@@ -152,17 +155,6 @@ def _monomial_product(a: Monomial, b: Monomial) -> Monomial:
 
 def _monomial_degree(monomial: Monomial) -> int:
     return sum(exponent for _, exponent in monomial)
-
-
-def _scalar(value: object) -> Fraction | None:
-    """An int (not a bool) or Fraction as a Fraction; anything else None."""
-    if type(value) is Fraction:
-        return value
-    if type(value) is int:
-        return Fraction(value)
-    if isinstance(value, Fraction | int) and not isinstance(value, bool):
-        return Fraction(value)
-    return None
 
 
 def _new(terms: Terms) -> LogNumber:

@@ -33,6 +33,24 @@ class InexactValue(ValueError):
     """
 
 
+def exact_scalar(value: object) -> Fraction | None:
+    """An int (not a bool) or Fraction as a Fraction; anything else None."""
+    if type(value) is Fraction:
+        return value
+    if type(value) is int:
+        return Fraction(value)
+    if isinstance(value, Fraction | int) and not isinstance(value, bool):
+        return Fraction(value)
+    return None
+
+
+def flint_module() -> Any:
+    """python-flint, imported on first use (about 50 ms that exact rational runs skip)."""
+    import flint
+
+    return flint
+
+
 class NumberError(InputError, ValueError):
     """A value that is not an exact number smtgrad accepts."""
 
