@@ -106,6 +106,9 @@ from smtgrad.spec import (
 
 PIECEWISE_ACTIVATIONS = ("linear", "relu", "leaky_relu", "abs", "hardtanh")
 SMOOTH_ACTIVATIONS = ("sigmoid", "tanh")
+#: Smooth activations without closed-form generators here (softplus, elu, silu, gelu): the
+#: base grammar draws them in smooth batches, for solve, verify and replay.
+MORE_SMOOTH_ACTIVATIONS = ("softplus", "elu", "silu", "gelu")
 SLOPES = ("1/10", "1/2", "1/100", "2", "-1/2")
 SCALES = ("1", "1/2", "2", "3/7")
 SMALL_VALUES = ("0", "1", "-1", "2", "-2", "1/2", "-1/2", "3", "-3", "3/2", "1/3", "-2/3")
@@ -195,7 +198,8 @@ def random_spec_data(rng: random.Random, smooth: bool = False, *,
     """
     inputs = rng.randint(1, 2)
     hidden = rng.randint(1, 2)
-    activations = PIECEWISE_ACTIVATIONS + (SMOOTH_ACTIVATIONS if smooth else ())
+    activations = PIECEWISE_ACTIVATIONS + (
+        SMOOTH_ACTIVATIONS + MORE_SMOOTH_ACTIVATIONS if smooth else ())
     layers: list[dict[str, Any]] = []
     for _ in range(hidden):
         layer: dict[str, Any] = {"units": rng.randint(1, 3),
@@ -440,7 +444,8 @@ def expected_walk(data: dict[str, Any], samples: int | None, minimal: bool
 
 def _case(kind: CaseClass, data: dict[str, Any], samples: int | None = None,
           minimal: bool = False, decided: bool = False) -> FuzzCase:
-    smooth = any(layer["activation"] in (*SMOOTH_ACTIVATIONS, "softmax")
+    smooth = any(layer["activation"] in (*SMOOTH_ACTIVATIONS, *MORE_SMOOTH_ACTIVATIONS,
+                                         "softmax")
                  for layer in data["network"]["layers"])
     capped = smooth and kind is not CaseClass.BASE  # base cases keep the whole timeout
     return FuzzCase(kind, data, samples, minimal, expected_walk(data, samples, minimal),
@@ -1220,6 +1225,14 @@ def torch_replay(spec: Spec, witness: Witness, evaluation: Evaluation) -> tuple[
             h = torch.sigmoid(u)
         elif act == "tanh":
             h = torch.tanh(u)
+        elif act == "softplus":
+            h = F.softplus(u)
+        elif act == "elu":
+            h = F.elu(u)
+        elif act == "silu":
+            h = F.silu(u)
+        elif act == "gelu":
+            h = F.gelu(u)  # the exact erf form, as smtgrad's
         else:
             h = F.softmax(u, dim=1)
         logits = u
