@@ -21,24 +21,14 @@ from dataclasses import dataclass
 
 from smtgrad.backends import require_backend
 from smtgrad.errors import InternalError
-from smtgrad.methods import (
-    LEMMAS,
-    SMOOTH,
-    Context,
-    Outcome,
-    Problem,
-    SolveOptions,
-    WitnessRejected,
-    portfolio,
-    reduction_bound,
-)
+from smtgrad.methods import LEMMAS, SMOOTH, Context, Outcome, Problem, portfolio
+from smtgrad.methods import SolveOptions as SolveOptions  # re-exported: the public API
+from smtgrad.methods import WitnessRejected as WitnessRejected  # re-exported (exit 4)
+from smtgrad.methods import reduction_bound as reduction_bound  # re-exported
 from smtgrad.methods.base import Progress
 from smtgrad.reference.network import Evaluation
 from smtgrad.reference.witness import Witness
 from smtgrad.spec import Spec, Verdict, sample_plan
-
-__all__ = ["Attempt", "LemmaContradicted", "Result", "SolveOptions", "WitnessRejected",
-           "reduction_bound", "solve"]
 
 
 class LemmaContradicted(InternalError, RuntimeError):
