@@ -223,6 +223,7 @@ def export(
     """Print the SMT-LIB 2 script of the query that `solve` sends to the solver."""
     with _errors_to_exit_codes():
         from smtgrad.encoding.builder import check_supported, encode
+        from smtgrad.encoding.environment import private_environment
         from smtgrad.encoding.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
         from smtgrad.encoding.smtlib import to_smtlib
         from smtgrad.numbers import NumberError, parse_exact
@@ -246,8 +247,9 @@ def export(
                 EncodingChoice.ABSTRACTION: Mode(ModeKind.ABSTRACT)}[choice]
         try:
             check_supported(spec, mode)
-            script = to_smtlib(encode(spec, count, mode),
-                               f"smtgrad {spec.name} at M={count}, {mode.describe()}")
+            with private_environment():
+                script = to_smtlib(encode(spec, count, mode),
+                                   f"smtgrad {spec.name} at M={count}, {mode.describe()}")
         except UnsupportedSpec as error:
             _fail(EXIT_BAD_INPUT, f"cannot export: {error}")
         if output_path is None:

@@ -194,4 +194,6 @@ class _Engine:
 def solve(spec: Spec, options: SolveOptions | None = None,
           progress: Progress | None = None) -> Result:
     """Answer a spec: sat with a verified witness, unsat with what proved it, or unknown."""
-    return _Engine(spec, options or SolveOptions(), progress).run()
+    engine = _Engine(spec, options or SolveOptions(), progress)
+    with engine.context.resources:
+        return engine.run()

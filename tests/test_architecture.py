@@ -67,3 +67,23 @@ def test_the_checker_finds_a_planted_offence(tmp_path: Path) -> None:
     planted = tmp_path / "bad.py"
     planted.write_text("def f():\n    from smtgrad.methods import rank\n", encoding="utf-8")
     assert "smtgrad.methods.rank" in _imports(planted)
+
+
+def test_solving_leaves_pysmt_global_environment_alone() -> None:
+    """smtgrad builds and solves in its own pysmt environment (encoding/environment.py):
+    after a solve that used the solver, pysmt's stack and global formula manager are as
+    they were, and none of smtgrad's formulas live in the global manager."""
+    import pysmt.environment as environments
+
+    from smtgrad.engine import SolveOptions, solve
+    from smtgrad.spec import load_spec
+
+    global_env = environments.get_env()
+    before = (len(environments.ENVIRONMENTS_STACK), len(global_env.formula_manager.formulae),
+              global_env.formula_manager.__dict__.get("_do_type_check"))
+    result = solve(load_spec(PACKAGE.parent / "specs" / "seed_minimal.yaml"),
+                   SolveOptions(fast_path=False, timeout=60))
+    assert result.verdict.value == "sat" and "z3" in result.method
+    after = (len(environments.ENVIRONMENTS_STACK), len(global_env.formula_manager.formulae),
+             global_env.formula_manager.__dict__.get("_do_type_check"))
+    assert after == before

@@ -56,7 +56,6 @@ from pysmt.shortcuts import (
     Real,
     Symbol,
     Times,
-    get_env,
 )
 from pysmt.typing import BOOL, REAL
 
@@ -699,15 +698,6 @@ def encode(spec: Spec, samples: int, mode: Mode = EXACT,
     With ``deadline`` (a ``time.perf_counter()`` value), raise EncodingTimeout once
     it passes.
     """
-    manager = get_env().formula_manager
-    # pysmt type-checks every new node with a DAG walk; the builder creates only
-    # well-typed Real/Bool terms, and that check was half of the encoding time.
-    saved = manager.__dict__.get("_do_type_check")
-    manager._do_type_check = lambda formula: None
-    try:
-        return _Builder(spec, samples, mode, deadline).build()
-    finally:
-        if saved is None:
-            del manager._do_type_check
-        else:
-            manager._do_type_check = saved
+    # In smtgrad's environment (private_environment) pysmt's type check is off; a caller
+    # building in another environment gets pysmt's checks, and nothing is patched.
+    return _Builder(spec, samples, mode, deadline).build()

@@ -13,6 +13,7 @@ never the engine.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -86,6 +87,18 @@ class Context:
         self.start = time.perf_counter()
         self.deadline = None if options.timeout is None else self.start + options.timeout
         self._backend: Backend | None = None
+        #: What the solve holds until it ends (smtgrad's pysmt environment, once pushed).
+        self.resources = contextlib.ExitStack()
+        self._environment_pushed = False
+
+    def smt_environment(self) -> None:
+        """Work in smtgrad's own pysmt environment from here to the end of the solve
+        (pushed on first use, so that solves that need no formula never import pysmt)."""
+        if not self._environment_pushed:
+            from smtgrad.encoding.environment import private_environment
+
+            self.resources.enter_context(private_environment())
+            self._environment_pushed = True
 
     def remaining(self) -> float | None:
         if self.deadline is None:

@@ -49,6 +49,7 @@ class SmtRunner:
         from smtgrad.encoding.builder import EncodingTimeout, encode
 
         context = self.context
+        context.smt_environment()
         context.progress(f"M={samples}: {mode.describe()} with {context.options.backend}")
         try:
             encoding = encode(spec, samples, mode, self.context.deadline)
