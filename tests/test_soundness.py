@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HAND_WITNESS_JSON, SPECS, one_hidden
+from conftest import HAND_WITNESS_JSON, SPECS, network_yaml, one_hidden
 
 from smtgrad.cli import app
 from smtgrad.engine import SolveOptions, solve
@@ -274,3 +274,16 @@ def test_a_model_of_the_relaxed_encoding_is_completed_exactly() -> None:
     assert result.verdict is Verdict.SAT, result.reason
     assert "relaxed" in result.method
     assert verify(result.spec, result.witness).status is Status.HOLDS
+
+
+def test_a_large_square_subsystem_search_keeps_the_deadline() -> None:
+    """A fuzzer finding: 15 zero-gradient equations in 33 unknowns made the enclosure
+    search build all C(33, 15) subsets (an overrun far past --timeout)."""
+    import time
+
+    text = network_yaml("3 softplus", "2 linear", inputs=2) + (
+        "loss: {kind: mse, reduction: sum, scale: 1/2}\nsamples: 4\n"
+        "query: {zero: [W1, b1, W2]}\nconventions: {relu_grad_at_zero: 1}\n")
+    started = time.perf_counter()
+    result = _solve(text, timeout=4)
+    assert time.perf_counter() - started < 4 + 3, result.reason

@@ -52,7 +52,7 @@ def _free_coordinates(spec: Spec, samples: int) -> list[Coordinate]:
 
 
 def _newton(spec: Spec, point: Point, unknowns: Sequence[Coordinate], start: list[Any],
-            iterations: int = 60) -> list[Any] | None:
+            iterations: int = 60, deadline: float | None = None) -> list[Any] | None:
     """Damped minimum-norm Newton steps on F(v) = 0 in mpmath's point arithmetic."""
     import mpmath
 
@@ -68,6 +68,8 @@ def _newton(spec: Spec, point: Point, unknowns: Sequence[Coordinate], start: lis
     v = list(start)
     current = residual(v)
     for _ in range(iterations):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
         if current is None:
             return None
         norm, f_values, jacobian = current
@@ -209,7 +211,7 @@ def search(spec: Spec, samples: int, starts: Sequence[Point], deadline: float,
                     if attempt:
                         value += Fraction(rng.randint(-8, 8), 8) * attempt
                     initial.append(mp.mpf(value.numerator) / value.denominator)
-                solution = _newton(spec, start, free, initial)
+                solution = _newton(spec, start, free, initial, deadline=deadline)
                 if solution is None or not _margins_ok(spec, start, free, solution):
                     continue
                 found = _certify_near(spec, start, free, solution, system, deadline)
@@ -221,7 +223,8 @@ def search(spec: Spec, samples: int, starts: Sequence[Point], deadline: float,
 
 
 def _certify_subset(spec: Spec, start: Point, free: Sequence[Coordinate], solution: list[Any],
-                    subset: Sequence[int], denominator: int) -> Found | None:
+                    subset: Sequence[int], denominator: int,
+                    deadline: float | None = None) -> Found | None:
     """Round the values outside ``subset`` to small rationals, re-solve, then Krawczyk."""
     fixed_values = {}
     for k, coordinate in enumerate(free):
@@ -229,7 +232,7 @@ def _certify_subset(spec: Spec, start: Point, free: Sequence[Coordinate], soluti
             fixed_values[coordinate] = _to_fraction(solution[k]).limit_denominator(denominator)
     point = start.with_values(fixed_values)
     unknowns = [free[k] for k in subset]
-    refined = _newton(spec, point, unknowns, [solution[k] for k in subset])
+    refined = _newton(spec, point, unknowns, [solution[k] for k in subset], deadline=deadline)
     if refined is None or not _margins_ok(spec, point, unknowns, refined):
         return None
     for width in (Fraction(1, 10**30), Fraction(1, 10**24), Fraction(1, 10**18)):
@@ -252,11 +255,13 @@ def _certify_near(spec: Spec, start: Point, free: Sequence[Coordinate], solution
     _, jacobian, _ = _system(spec, start, free, mp, solution)
     j = mpmath.matrix([[mp.mpf(x) for x in row] for row in jacobian])
     n = len(equations)
-    candidates = list(itertools.combinations(range(len(free)), n))
-    if len(candidates) > 400:
-        candidates = candidates[:400]
+    # At most 400 subsets, drawn lazily: there can be C(33, 15) ~ 10^9 of them, which
+    # building the whole list would never finish (a fuzzer finding: a deadline overrun).
+    candidates = itertools.islice(itertools.combinations(range(len(free)), n), 400)
     scored = []
     for subset in candidates:
+        if time.perf_counter() > deadline:
+            return None
         sub = mpmath.matrix([[j[r, c] for c in subset] for r in range(n)])
         try:
             scored.append((abs(mpmath.det(sub)), subset))
@@ -269,7 +274,8 @@ def _certify_near(spec: Spec, start: Point, free: Sequence[Coordinate], solution
         for denominator in (4, 16, 100, 1000, 10**6):
             if time.perf_counter() > deadline:
                 return None
-            found = _certify_subset(spec, start, free, solution, subset, denominator)
+            found = _certify_subset(spec, start, free, solution, subset, denominator,
+                                    deadline)
             if found is not None:
                 return found
     return None
