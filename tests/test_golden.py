@@ -204,7 +204,10 @@ def _finite_differences(spec: Any, reference: Any, mp: Any, weights: list[Any],
     if _near_kink(spec, numeric, mp):
         return  # a derivative at a kink is a convention, not a limit of differences
     h = mp.ctx.mpf(10) ** -25
-    tolerance = mp.ctx.mpf(10) ** -40
+    # Round-off in (up - down) / 2h is about |L| * 10^-80 / h, so the bound scales
+    # with the loss (witnesses with 2^40-sized targets have |L| near 10^24).
+    loss = reference.loss_only(spec, weights, biases, inputs, targets)
+    tolerance = mp.ctx.mpf(10) ** -40 * max(1, abs(loss))
     for name, shape in spec.network.parameter_shapes().items():
         layer = int(name[1:]) - 1
         block = weights[layer] if name[0] == "W" else biases[layer]
