@@ -21,7 +21,7 @@ import typer
 from smtgrad._entry import INTERRUPTED, exit_now_if_a_solver_thread_lives, install_interrupt_handler
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, ...)
     no_args_is_help=True,
     help="Exact existence questions about the gradients of small neural networks.",
     pretty_exceptions_enable=False,
@@ -40,6 +40,8 @@ class OutputFormat(str, Enum):
 
     TEXT = "text"
     JSON = "json"
+    MARKDOWN = "markdown"  # an answer ready to post (smtgrad.answers)
+    LATEX = "latex"  # the same answer as a LaTeX fragment (amsmath)
 
 
 def _fail(code: int, message: str) -> NoReturn:
@@ -95,6 +97,96 @@ def _progress_printer(enabled: bool) -> Callable[[str], None] | None:
     return show
 
 
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
+    """Progress on stderr: one updating line on a terminal (rich's Live, cleared at the
+    end), plain lines when stderr is not a terminal (a log, a pipe, CI)."""
+    if not enabled or not sys.stderr.isatty():
+        yield _progress_printer(enabled)
+        return
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console(stderr=True, highlight=False, markup=False)
+    live = Live(Text(""), console=console, auto_refresh=False, transient=True,
+                redirect_stdout=False, redirect_stderr=False)
+    live.start()
+    console.show_cursor(True)  # Ctrl-C leaves at once (os._exit): never leave it hidden
+
+    def show(message: str) -> None:
+        live.update(Text(f"  … {message}", no_wrap=True, overflow="ellipsis"), refresh=True)
+
+    try:
+        yield show
+    finally:
+        live.stop()
+        console.show_cursor(True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from smtgrad import __version__
+
+        typer.echo(f"smtgrad {__version__}")
+        raise typer.Exit(EXIT_SAT)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version,
+                                          is_eager=True, help="Print the version and exit "
+                                                              "(`smtgrad version` also lists "
+                                                              "the backends).")] = False,
+) -> None:
+    """Exact existence questions about the gradients of small neural networks."""
+
+
+class ReplayEngine(str, Enum):
+    """The framework that ``--replay`` rebuilds the witness in."""
+
+    TORCH = "torch"
+
+
+def _prepare_exports(save_path: Path | None, replay: ReplayEngine | None) -> None:
+    """Exit 2 before the search on a ``--save-witness`` suffix that names no format, or an
+    optional package that the export or the replay needs and that is not installed."""
+    from smtgrad.interop import MissingDependency, available, save_format
+
+    if save_path is not None:
+        save_format(save_path)
+    if replay is not None and not available("torch"):
+        raise MissingDependency("torch", "--replay torch")
+
+
+def _save_and_replay(answer: Any, save_path: Path | None, replay: ReplayEngine | None,
+                     output: OutputFormat) -> None:
+    """``--save-witness`` and ``--replay`` of a solve's Result or a check's CheckResult.
+
+    Without a witness (unsat, unknown): nothing is written, a message goes to stderr,
+    and the exit code stays the verdict's. The replay table follows the text report on
+    stdout; with another ``--format`` it goes to stderr, so stdout stays one document.
+    """
+    if not answer.has_witness:
+        why = f"the verdict is {answer.verdict.value}"
+        if save_path is not None:
+            typer.echo(f"smtgrad: no witness to save ({why}); {save_path} was not written",
+                       err=True)
+        if replay is not None:
+            typer.echo(f"smtgrad: no witness to replay ({why})", err=True)
+        return
+    if save_path is not None:
+        answer.save(save_path)
+        typer.echo(f"smtgrad: witness saved to {save_path}", err=True)
+    if replay is not None:
+        text = answer.replay().render()
+        if output is OutputFormat.TEXT:
+            typer.echo("")
+            typer.echo(text, nl=False)
+        else:
+            typer.echo(text, nl=False, err=True)
+
+
 SpecArgument = Annotated[Path, typer.Argument(help="The YAML spec file.", metavar="SPEC",
                                               show_default=False)]
 
@@ -123,9 +215,24 @@ def solve(
     progress: Annotated[bool | None, typer.Option("--progress/--quiet",
                                                   help="Progress on stderr (default: when "
                                                        "stderr is a terminal).")] = None,
+    plot_path: Annotated[Path | None, typer.Option(
+        "--plot", help="Also draw the answer to FILE.png or FILE.svg (needs matplotlib: "
+                       "pip install 'smtgrad[plot]').")] = None,
+    save_path: Annotated[Path | None, typer.Option(
+        "--save-witness", help="Also write the witness to FILE.json (the result JSON), "
+                               "FILE.npz (NumPy), FILE.pt (a torch state_dict with X, Y) or "
+                               "FILE.onnx (the network).")] = None,
+    replay: Annotated[ReplayEngine | None, typer.Option(
+        "--replay", help="Rebuild the witness in PyTorch, run autograd in float32 and "
+                         "float64, and print its gradients beside the exact ones.")] = None,
 ) -> None:
     """Find a verified witness for the spec's query, or prove that none exists."""
     with _errors_to_exit_codes():
+        _prepare_exports(save_path, replay)  # exit 2 before the search: bad suffix, no torch
+        if plot_path is not None:
+            from smtgrad.plots import require_plotting
+
+            require_plotting(plot_path)  # exit 2 before the search: no matplotlib, bad suffix
         from smtgrad.engine import SolveOptions
         from smtgrad.engine import solve as run_solve
         from smtgrad.report import render_result, result_json
@@ -135,14 +242,25 @@ def solve(
         options = SolveOptions(samples=samples, minimal=minimal, timeout=timeout,
                                backend=backend, cross_check=cross_check)
         show = sys.stderr.isatty() if progress is None else progress
-        result = run_solve(spec, options, _progress_printer(show))
+        with _progress(show) as printer:
+            result = run_solve(spec, options, printer)
         data = result_json(result)
         if json_path is not None:
             _write_json(json_path, data)
+        if plot_path is not None:
+            from smtgrad.plots import plot_result
+
+            plot_result(result, plot_path)
         if output is OutputFormat.JSON:
             typer.echo(json.dumps(data, indent=2))
-        else:
+        elif output is OutputFormat.TEXT:
             typer.echo(render_result(result), nl=False)
+        else:
+            from smtgrad.answers import result_latex, result_markdown
+
+            answer = result_markdown if output is OutputFormat.MARKDOWN else result_latex
+            typer.echo(answer(result), nl=False)
+        _save_and_replay(result, save_path, replay, output)
         codes = {Verdict.SAT: EXIT_SAT, Verdict.UNSAT: EXIT_UNSAT,
                  Verdict.UNKNOWN: EXIT_UNKNOWN}
         raise typer.Exit(codes[result.verdict])
@@ -151,11 +269,19 @@ def solve(
 @app.command()
 def check(
     spec_path: SpecArgument,
-    witness_path: Annotated[Path, typer.Option("--witness", "-w", help="A result JSON or a "
-                                                                       "bare witness (JSON "
-                                                                       "or YAML).")],
+    witness_path: Annotated[Path | None, typer.Option("--witness", "-w", help="A result JSON "
+                                                                              "or a bare "
+                                                                              "witness (JSON "
+                                                                              "or YAML).")
+                            ] = None,
+    smt_model: Annotated[Path | None, typer.Option(
+        "--smt-model", help="Instead of --witness: a solver's (get-model) output for the "
+                            "script of `smtgrad export SPEC` (exact encoding).")] = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f",
                                                  help="Output on stdout.")] = OutputFormat.TEXT,
+    replay: Annotated[ReplayEngine | None, typer.Option(
+        "--replay", help="Rebuild the witness in PyTorch, run autograd in float32 and "
+                         "float64, and print its gradients beside the exact ones.")] = None,
 ) -> None:
     """Re-verify a witness exactly and print every gradient.
 
@@ -163,32 +289,54 @@ def check(
     decide (which requirement, and why, is printed).
     """
     with _errors_to_exit_codes():
+        _prepare_exports(None, replay)
         from smtgrad.reference.verify import Status, enclosed_coordinates, verify
         from smtgrad.reference.witness import WitnessError, witness_from_json
         from smtgrad.report import check_json, render_check
         from smtgrad.spec import SpecError, load_spec, parse_yaml
 
+        if (witness_path is None) == (smt_model is None):
+            _fail(EXIT_BAD_INPUT, "check: give either --witness FILE or --smt-model FILE")
         spec = load_spec(spec_path)
-        if not witness_path.is_file():
-            raise WitnessError(f"{witness_path}: not a readable file")
+        source = witness_path or smt_model
+        assert source is not None
+        if not source.is_file():
+            raise WitnessError(f"{source}: not a readable file")
         try:
-            text = witness_path.read_text(encoding="utf-8")
+            text = source.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise WitnessError(f"{witness_path}: cannot read ({error})") from None
-        try:
-            raw = parse_yaml(text, str(witness_path))
-        except SpecError as error:
-            raise WitnessError(str(error)) from None
-        try:
-            witness = witness_from_json(raw, spec.network, spec.targets)
-        except WitnessError as error:
-            raise WitnessError(f"{witness_path}: {error}") from None
+            raise WitnessError(f"{source}: cannot read ({error})") from None
+        if smt_model is not None:
+            from smtgrad.encoding.smtmodel import parse_model, witness_from_model
+
+            try:
+                witness = witness_from_model(spec, parse_model(text))
+            except WitnessError as error:
+                raise WitnessError(f"{smt_model}: {error}") from None
+        else:
+            try:
+                raw = parse_yaml(text, str(source))
+            except SpecError as error:
+                raise WitnessError(str(error)) from None
+            try:
+                witness = witness_from_json(raw, spec.network, spec.targets)
+            except WitnessError as error:
+                raise WitnessError(f"{source}: {error}") from None
         verification = verify(spec, witness)
         enclosed = bool(enclosed_coordinates(witness))
         if output is OutputFormat.JSON:
             typer.echo(json.dumps(check_json(spec, verification, enclosed), indent=2))
-        else:
+        elif output is OutputFormat.TEXT:
             typer.echo(render_check(spec, witness, verification, enclosed), nl=False)
+        else:
+            from smtgrad.answers import check_latex, check_markdown
+
+            answer = check_markdown if output is OutputFormat.MARKDOWN else check_latex
+            typer.echo(answer(spec, witness, verification, enclosed), nl=False)
+        if replay is not None:
+            from smtgrad.api import CheckResult
+
+            _save_and_replay(CheckResult(spec, witness, verification), None, replay, output)
         codes = {Status.HOLDS: EXIT_SAT, Status.FAILS: EXIT_UNSAT,
                  Status.UNDECIDED: EXIT_UNKNOWN}
         raise typer.Exit(codes[verification.status])
@@ -225,13 +373,13 @@ def export(
         from smtgrad.encoding.builder import check_supported, encode
         from smtgrad.encoding.environment import private_environment
         from smtgrad.encoding.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
-        from smtgrad.encoding.smtlib import to_smtlib
+        from smtgrad.encoding.smtlib import expected_status, to_smtlib
         from smtgrad.numbers import NumberError, parse_exact
         from smtgrad.spec import LossKind, load_spec, sample_plan
 
-        spec = load_spec(spec_path)
-        count = sample_plan(spec, samples, minimal=False)[0].min
-        spec = spec.with_samples(count)
+        written = load_spec(spec_path)
+        count = sample_plan(written, samples, minimal=False)[0].min
+        spec = written.with_samples(count)
         try:
             beta = parse_exact(base)
         except NumberError as error:
@@ -248,8 +396,10 @@ def export(
         try:
             check_supported(spec, mode)
             with private_environment():
-                script = to_smtlib(encode(spec, count, mode),
-                                   f"smtgrad {spec.name} at M={count}, {mode.describe()}")
+                encoded = encode(spec, count, mode)
+                script = to_smtlib(encoded,
+                                   f"smtgrad {spec.name} at M={count}, {mode.describe()}",
+                                   status=expected_status(written, encoded))
         except UnsupportedSpec as error:
             _fail(EXIT_BAD_INPUT, f"cannot export: {error}")
         if output_path is None:
@@ -259,6 +409,51 @@ def export(
                 output_path.write_text(script, encoding="utf-8")
             except OSError as error:
                 _fail(EXIT_BAD_INPUT, f"cannot write {output_path}: {error.strerror}")
+
+
+@app.command()
+def landscape(
+    spec_path: SpecArgument,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1,
+                                              help="Stop after this many stationary "
+                                                   "patterns.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", "-t", min=0.1,
+                                           help="Seconds for the enumeration.")] = 60.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the landscape "
+                                                                  "JSON to this file.")] = None,
+    as_json: Annotated[bool, typer.Option("--as-json", help="JSON on stdout instead of the "
+                                                            "table.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="1-D inputs: the data and one "
+                                                             "fitted function per pattern "
+                                                             "(PNG or SVG; needs "
+                                                             "matplotlib).")] = None,
+) -> None:
+    """Every activation pattern of a fixed dataset with a stationary point: its loss and
+    whether it is a local minimum (one hidden layer of relu, leaky_relu, abs or linear
+    units, one linear output, MSE; the spec's query and assume are not used).
+
+    Exit 0 when a stationary pattern was found, 1 when the complete enumeration found
+    none, 3 when it was cut short without finding one.
+    """
+    with _errors_to_exit_codes():
+        from smtgrad.landscape import landscape as run_landscape
+        from smtgrad.landscape import landscape_json, plot_landscape, render_landscape
+        from smtgrad.spec import load_spec
+
+        spec = load_spec(spec_path)
+        result = run_landscape(spec, timeout=timeout, limit=limit)
+        data = landscape_json(result)
+        if json_path is not None:
+            _write_json(json_path, data)
+        if plot is not None:
+            plot_landscape(result, plot)
+        if as_json:
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            typer.echo(render_landscape(result), nl=False)
+        if result.patterns:
+            raise typer.Exit(EXIT_SAT)
+        raise typer.Exit(EXIT_UNSAT if result.complete else EXIT_UNKNOWN)
 
 
 @app.command()

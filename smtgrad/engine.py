@@ -10,7 +10,8 @@ It is the only place that turns outcomes into verdicts:
 * the walk over M stops at the first sat or unknown.
 
 Which methods run, in which order and with which budgets, is declared in
-:mod:`smtgrad.methods`. May import the methods, the spec and the backends.
+:mod:`smtgrad.methods`. May import the methods, the spec and the backends; a
+:class:`Result`'s views (:mod:`smtgrad.views`) import the report and the exports lazily.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from smtgrad.backends import require_backend
 from smtgrad.errors import InternalError
@@ -29,6 +31,7 @@ from smtgrad.methods.base import Progress
 from smtgrad.reference.network import Evaluation
 from smtgrad.reference.witness import Witness
 from smtgrad.spec import Spec, Verdict, sample_plan
+from smtgrad.views import WitnessViews
 
 
 class LemmaContradicted(InternalError, RuntimeError):
@@ -53,8 +56,13 @@ class Attempt:
 
 
 @dataclass(frozen=True)
-class Result:
-    """The answer to a spec: verdict, witness or proof, and how it was obtained."""
+class Result(WitnessViews):
+    """The answer to a spec: verdict, witness or proof, and how it was obtained.
+
+    Besides the fields: ``.gradients`` and ``.loss`` (exact), ``.to_dict()`` (the JSON
+    contract), ``.to_torch()``, ``.to_numpy()``, ``.to_onnx()``, ``.replay()``,
+    ``.save(path)`` and a notebook display (:class:`smtgrad.views.WitnessViews`).
+    """
 
     spec: Spec
     verdict: Verdict
@@ -69,6 +77,38 @@ class Result:
     proved: str | None = None
     attempts: tuple[Attempt, ...] = ()
     notes: tuple[str, ...] = ()  # how the sample count was chosen, and similar remarks
+
+    def _evaluation(self) -> Evaluation | None:
+        return self.evaluation if self.verdict is Verdict.SAT else None
+
+    def _enclosure(self) -> bool:
+        return self.certificate == "enclosure"
+
+    @property
+    def has_witness(self) -> bool:
+        return self.verdict is Verdict.SAT and self.witness is not None
+
+    def _why_none(self) -> str:
+        return f"the verdict is {self.verdict.value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract (DESIGN section 3): exactly ``smtgrad.report.result_json``."""
+        from smtgrad.report import result_json
+
+        return result_json(self)
+
+    def text(self) -> str:
+        """The text report that ``smtgrad solve`` prints."""
+        from smtgrad.report import render_result
+
+        return render_result(self)
+
+    def __repr__(self) -> str:
+        where = f" at M={self.samples}" if self.samples is not None else ""
+        how = f", certificate={self.certificate!r}" if self.certificate else \
+            (f", proved={self.proved!r}" if self.proved else "")
+        return (f"Result(spec={self.spec.name!r}, verdict={self.verdict.value}{where}{how}, "
+                f"method={self.method!r})")
 
 
 class _Engine:

@@ -13,6 +13,7 @@ from smtgrad import __version__
 from smtgrad.engine import Result
 from smtgrad.numbers import format_exact
 from smtgrad.reference.intervals import zero_coordinates
+from smtgrad.reference.landscape import Classification, classify, describe
 from smtgrad.reference.network import Evaluation, with_entry
 from smtgrad.reference.verify import Status, Verification
 from smtgrad.reference.witness import Witness, to_json, witness_to_json
@@ -84,6 +85,9 @@ def result_json(result: Result) -> dict[str, Any]:
         data["witness"] = witness_to_json(result.witness, result.spec.network)
         enclosed = result.certificate == "enclosure"
         data.update(evaluation_json(result.evaluation, result.spec if enclosed else None))
+        classification = result_classification(result)
+        if classification is not None:
+            data.update(classification_json(classification))
         if enclosed:
             data["enclosure"] = {
                 "test": "Krawczyk operator maps the box into its interior (python-flint arb ball "
@@ -110,6 +114,27 @@ def result_json(result: Result) -> dict[str, Any]:
         data["notes"] = list(result.notes)
     data["smtgrad"] = __version__
     return data
+
+
+def result_classification(result: Result) -> Classification | None:
+    """The second-order classification of a stationary sat witness (None otherwise)."""
+    if result.verdict is not Verdict.SAT or not result.witness or not result.evaluation:
+        return None
+    try:
+        return classify(result.spec, result.witness, result.evaluation,
+                        certified=result.certificate == "enclosure")
+    except (ArithmeticError, TypeError, ValueError):
+        return None
+
+
+def classification_json(classification: Classification) -> dict[str, Any]:
+    """``classification`` (DESIGN: local minima) and how it was decided."""
+    second_order: dict[str, Any] = {"certificate": classification.certificate or None,
+                                    "reason": classification.reason}
+    if classification.direction:
+        second_order["descent_direction"] = {name: to_json(value) for name, value
+                                             in classification.direction.items()}
+    return {"classification": classification.kind.value, "second_order": second_order}
 
 
 def check_json(spec: Spec, verification: Verification, enclosed: bool = False
@@ -217,6 +242,10 @@ def render_result(result: Result) -> str:
                 certified=result.certificate == "enclosure")
         if not result.evaluation.kinks:
             console.print("no sample sits on a kink")
+        classification = result_classification(result)
+        if classification is not None:
+            console.print(f"stationary point: {describe(classification)} — "
+                          f"{classification.reason}")
     else:
         proved = f" (proved for {result.proved})" if result.proved else ""
         console.print(f"verdict: {result.verdict.value}{proved}")

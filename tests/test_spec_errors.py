@@ -68,8 +68,9 @@ CASES: list[tuple[str, str | bytes, str, str]] = [
     ("loss-scale-negative", edit("loss: mse", "loss: {kind: mse, scale: -1}"),
      "loss.scale", "positive"),
     ("bce-without-sigmoid", edit("loss: mse", "loss: bce\ntargets: binary"), "loss", "sigmoid"),
+    # Explicit real targets (without `targets`, bce defaults to unit_interval).
     ("bce-real-targets", edit("activation: linear}", "activation: sigmoid}").replace(
-        "loss: mse", "loss: bce"), "targets", "bce"),
+        "loss: mse", "loss: bce\ntargets: real"), "targets", "bce"),
     ("unknown-targets", VALID + "targets: integer\n", "targets", "integer"),
     ("samples-empty-range", edit("samples: 3", "samples: {min: 5, max: 2}"), "samples",
      "empty range"),

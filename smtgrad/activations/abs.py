@@ -9,6 +9,7 @@ from smtgrad.activations.base import Activation, LayerParameters, Numbers, Piece
 
 class Abs(Activation):
     name = "abs"
+    positively_homogeneous = True
     piecewise_linear = True
 
     def value(self, u: Scalar, layer: LayerParameters, numbers: Numbers) -> Scalar:

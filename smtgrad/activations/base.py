@@ -119,6 +119,10 @@ class Activation:
     takes_slope: ClassVar[bool] = False
     #: Tried by the monotone abstraction of the SMT encoding (see :meth:`abstract`).
     has_abstraction: ClassVar[bool] = False
+    #: act(t u) = t act(u) for t > 0, act(0) = 0 and act(u) = u act'(u) off the kink
+    #: (relu, leaky_relu, abs, linear): the fixed-data pattern method and the
+    #: pattern-convexity certificate rest on it.
+    positively_homogeneous: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"<activation {self.name}>"

@@ -9,6 +9,7 @@ from smtgrad.activations.base import Activation, LayerParameters, Numbers, Piece
 
 class LeakyRelu(Activation):
     name = "leaky_relu"
+    positively_homogeneous = True
     piecewise_linear = True
     takes_slope = True
 

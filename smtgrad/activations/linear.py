@@ -9,6 +9,7 @@ from smtgrad.activations.base import Activation, LayerParameters, Numbers, Piece
 
 class Linear(Activation):
     name = "linear"
+    positively_homogeneous = True
     piecewise_linear = True
     identity = True
 

@@ -9,6 +9,7 @@ from smtgrad.activations.base import Activation, LayerParameters, Numbers, Piece
 
 class Relu(Activation):
     name = "relu"
+    positively_homogeneous = True
     piecewise_linear = True
 
     def value(self, u: Scalar, layer: LayerParameters, numbers: Numbers) -> Scalar:

@@ -678,7 +678,7 @@ class _Builder:
             return result
 
         algebra = _TermAlgebra()
-        for assumption in spec.assume:
+        for assumption in spec.assumptions_at(self.samples):  # X[*,0]: one per sample
             self.assertions.append(evaluate_condition(assumption.condition, resolve, algebra))
         return unencoded
 

@@ -33,6 +33,7 @@ from smtgrad.methods.exact import (
     reduction_bound,
     small,
 )
+from smtgrad.methods.patterns import FixedDataPatterns
 from smtgrad.methods.smooth import (
     Abstraction,
     AbstractionRetry,
@@ -71,6 +72,9 @@ class Step:
 #: unsat at once; then a longer fast path, then the solver with the rest of the time.
 PIECEWISE: tuple[Step, ...] = (
     Step(FullyFixed()),
+    # Complete on its family (fixed data, stationary points, one hidden layer): most of
+    # the time; the solver keeps a tenth in case the enumeration is cut short.
+    Step(FixedDataPatterns(), share=0.9, cap=1e9),
     Step(SampleReduction(), share=0.5, cap=30.0),
     Step(FastPath(), seconds=SMALL_M_FAST_PATH_SECONDS, when=small),
     Step(ExactSMT(), share=0.25, cap=1.0, when=small),

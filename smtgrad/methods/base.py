@@ -137,6 +137,10 @@ class Context:
         check = check or self.verify(spec, witness)
         if check.status is Status.HOLDS:
             return Outcome(Verdict.SAT, method, solver, witness=witness, verification=check)
+        if check.status is Status.FAILS and check.only_minimum_refuted:
+            return Outcome(Verdict.UNKNOWN, method, solver, reason=(
+                "a stationary point was found, but it is not a local minimum: "
+                + "; ".join(check.failures[:1])))
         if check.status is Status.FAILS:
             raise WitnessRejected(method, check.failures)
         return Outcome(Verdict.UNKNOWN, method, solver, reason=(

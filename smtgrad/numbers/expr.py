@@ -17,7 +17,11 @@ Grammar, from the loosest binding to the tightest::
     unary      := ('-' | '+') unary | power
     power      := atom (('^' | '**') INT)?
     atom       := NUMBER | NAME index? | 'true' | 'false' | '(' or_expr ')'
-    index      := '[' INT (',' INT)? ']'
+    index      := '[' (INT | '*') (',' INT)? ']'
+
+A ``*`` as the first index (``X[*,0] >= 0``, ``yhat[*] > 0``) stands for every sample:
+the condition holds for each m (:data:`EVERY_SAMPLE`; once M is known,
+:func:`for_each_sample` expands it into one condition per sample).
 
 Text from a spec file is untrusted. It is read by the hand-written tokenizer and
 recursive-descent parser below and never by any Python parsing facility (no
@@ -39,7 +43,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Final, Literal, NoReturn, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, Protocol, TypeAlias, TypeVar
 
 from smtgrad.errors import InputError
 
@@ -47,6 +51,7 @@ __all__ = [
     "ARITH_OPS",
     "BOOL_OPS",
     "COMPARISON_OPS",
+    "EVERY_SAMPLE",
     "MAX_CONSTANT_BITS",
     "MAX_DECIMAL_EXPONENT",
     "MAX_DEGREE",
@@ -74,6 +79,8 @@ __all__ = [
     "Ref",
     "evaluate_arith",
     "evaluate_condition",
+    "for_each_sample",
+    "names_every_sample",
     "parse_arith",
     "parse_condition",
     "references",
@@ -104,6 +111,10 @@ MAX_DEGREE: Final = 64
 """Largest accepted polynomial degree of an arithmetic sub-expression."""
 MAX_CONSTANT_BITS: Final = 65_536
 """Upper bound on the estimated size (in bits) of exact constants the expression builds."""
+
+EVERY_SAMPLE: Final = -1
+"""The index a ``*`` stands for (``X[*,0]``): every sample. Never an index into an array:
+:func:`for_each_sample` replaces it before anything is evaluated."""
 
 ARITH_OPS: Final = ("+", "-", "*", "/")
 COMPARISON_OPS: Final = ("==", "!=", "<", "<=", ">", ">=")
@@ -628,19 +639,25 @@ class _Parser:
             self._next()
             while True:
                 index_token = self._peek()
-                if not index_token.is_int():
-                    raise ExprError(
-                        "an index must be a non-negative integer literal", index_token.column
-                    )
-                self._next()
-                if len(indices) == MAX_INDICES:
-                    raise ExprError(
-                        f"a reference takes at most {MAX_INDICES} indices", index_token.column
-                    )
-                index = int(index_token.text)
-                if index > MAX_INDEX:
-                    raise ExprError("index is too large", index_token.column)
-                indices.append(index)
+                if not indices and index_token.is_op("*"):
+                    self._next()
+                    indices.append(EVERY_SAMPLE)  # X[*,0]: every sample
+                else:
+                    if not index_token.is_int():
+                        raise ExprError(
+                            "an index must be a non-negative integer literal (or '*' for "
+                            "every sample, as the first index)", index_token.column
+                        )
+                    self._next()
+                    if len(indices) == MAX_INDICES:
+                        raise ExprError(
+                            f"a reference takes at most {MAX_INDICES} indices",
+                            index_token.column
+                        )
+                    index = int(index_token.text)
+                    if index > MAX_INDEX:
+                        raise ExprError("index is too large", index_token.column)
+                    indices.append(index)
                 separator = self._next()
                 if separator.is_op("]"):
                     break
@@ -717,6 +734,48 @@ def _postorder(root: Node) -> Iterator[Node]:
 def references(node: Node) -> frozenset[Ref]:
     """Every :class:`Ref` in the tree."""
     return frozenset(item for item in _postorder(node) if isinstance(item, Ref))
+
+
+def names_every_sample(node: Node) -> bool:
+    """Whether the tree has a reference with ``*`` as its sample index (``X[*,0]``)."""
+    return any(ref.indices[:1] == (EVERY_SAMPLE,) for ref in references(node))
+
+
+def _with_sample(node: Node, sample: int) -> Node:
+    """A copy of the tree with every ``*`` sample index replaced by ``sample``."""
+    built: list[Any] = []  # rebuilt nodes, children before their parent
+    for item in _postorder(node):
+        count = len(_children(item))
+        children: list[Any] = built[len(built) - count:] if count else []
+        if count:
+            del built[len(built) - count:]
+        if isinstance(item, Ref):
+            if item.indices[:1] == (EVERY_SAMPLE,):
+                item = Ref(item.name, (sample, *item.indices[1:]))
+        elif isinstance(item, (Neg, Not)):
+            item = dataclasses.replace(item, operand=children[0])
+        elif isinstance(item, (BinOp, Compare)):
+            item = dataclasses.replace(item, left=children[0], right=children[1])
+        elif isinstance(item, Pow):
+            item = dataclasses.replace(item, base=children[0])
+        elif isinstance(item, BoolOp):
+            item = dataclasses.replace(item, operands=tuple(children))
+        built.append(item)
+    result: Node = built[0]
+    return result
+
+
+def for_each_sample(node: Cond, samples: int) -> tuple[Cond, ...]:
+    """The condition for each sample m = 0..samples-1 (``*`` replaced by m); the condition
+    itself when it names no ``*``."""
+    if not names_every_sample(node):
+        return (node,)
+    conditions = []
+    for m in range(samples):
+        condition = _with_sample(node, m)
+        assert isinstance(condition, _COND_TYPES)
+        conditions.append(condition)
+    return tuple(conditions)
 
 
 # ---------------------------------------------------------------------------
@@ -996,7 +1055,8 @@ def to_text(node: Node) -> str:
         if isinstance(item, Num):
             stack.append(_number_text(item.value))
         elif isinstance(item, Ref):
-            index = f"[{','.join(str(i) for i in item.indices)}]" if item.indices else ""
+            index = f"[{','.join('*' if i == EVERY_SAMPLE else str(i) for i in item.indices)}]" \
+                if item.indices else ""
             stack.append((item.name + index, _ATOM))
         elif isinstance(item, Neg):
             operand = stack.pop()

@@ -50,9 +50,13 @@ from smtgrad.reference.intervals import (
     krawczyk,
     zero_coordinates,
 )
+from smtgrad.reference.landscape import Classification, Kind, classify
 from smtgrad.reference.network import Evaluation, InexactValue, SmoothFunctions, entry_at, evaluate
 from smtgrad.reference.witness import Witness
-from smtgrad.spec import Spec, TargetKind, entries, normalize_ref
+from smtgrad.spec import Minimum, Spec, TargetKind, entries, normalize_ref
+
+#: The prefix of the refuted or undecided ``minimum: local`` requirement.
+MINIMUM_FAILURE = "minimum: local"
 
 
 class Status(Enum):
@@ -74,6 +78,15 @@ class Verification:
     failures: tuple[str, ...]
     evaluation: Evaluation | None
     undecided: tuple[str, ...] = ()
+    #: ``minimum: local`` specs: the second-order classification of the point.
+    classification: Classification | None = None
+
+    @property
+    def only_minimum_refuted(self) -> bool:
+        """Every refuted requirement is ``minimum: local`` (a stationary saddle: a search
+        may look further; not a bug in the method that proposed it)."""
+        return bool(self.failures) and all(f.startswith(MINIMUM_FAILURE)
+                                           for f in self.failures)
 
     @property
     def status(self) -> Status:
@@ -230,9 +243,20 @@ def verify(spec: Spec, witness: Witness, smooth: SmoothFunctions | None = None
             checker = _Checker(spec, witness)
             evaluation = exact
             _requirements(checker, evaluation, certified)
+    classification = None
+    if (spec.query.minimum is Minimum.LOCAL and evaluation is not None
+            and not checker.failures and not checker.undecided):
+        classification = classify(spec, witness, evaluation, certified)
+        if classification is None:
+            checker.failures.append(f"{MINIMUM_FAILURE}: the point is not stationary")
+        elif classification.kind is Kind.SADDLE:
+            checker.failures.append(f"{MINIMUM_FAILURE}: a saddle ({classification.reason})")
+        elif not classification.kind.is_minimum:
+            checker.undecided.append(f"{MINIMUM_FAILURE}: undetermined "
+                                     f"({classification.reason})")
     failures, undecided = tuple(checker.failures), tuple(checker.undecided)
     accepted = not failures and not undecided and evaluation is not None
-    return Verification(accepted, failures, evaluation, undecided)
+    return Verification(accepted, failures, evaluation, undecided, classification)
 
 
 def _exponential_evaluation(spec: Spec, witness: Witness) -> Evaluation | None:
@@ -363,7 +387,7 @@ def _requirements(checker: _Checker, evaluation: Evaluation | None,
         return entry_at(witness.block(ref.name), ref.indices)
 
     algebra = FractionAlgebra()
-    for assumption in spec.assume:
+    for assumption in spec.assumptions_at(samples):  # X[*,0]: one per sample
         try:
             holds = evaluate_condition(assumption.condition, resolve, algebra)
         except InexactValue as error:

@@ -18,6 +18,7 @@ from smtgrad.spec.model import (
     Layer,
     Loss,
     LossKind,
+    Minimum,
     Network,
     Query,
     Reduction,
@@ -37,6 +38,6 @@ from smtgrad.spec.model import (
 
 __all__ = ["MAX_LAYERS", "MAX_SAMPLES", "MAX_SPEC_BYTES", "MAX_UNITS", "Activation",
            "Assumption", "Conventions", "Expectation", "FixedArray", "Layer", "Loss",
-           "LossKind", "Network", "Query", "Reduction", "SampleRange", "Spec", "SpecError",
-           "Target", "TargetKind", "Verdict", "entries", "load_spec", "normalize_ref",
+           "LossKind", "Minimum", "Network", "Query", "Reduction", "SampleRange", "Spec",
+           "SpecError", "Target", "TargetKind", "Verdict", "entries", "load_spec", "normalize_ref",
            "parse_spec", "parse_yaml", "sample_plan"]

@@ -23,7 +23,15 @@ from smtgrad import activations
 from smtgrad.activations import Activation as Activation
 from smtgrad.errors import InputError
 from smtgrad.numbers import NumberError, parse_exact
-from smtgrad.numbers.expr import Cond, ExprError, Ref, parse_condition, references
+from smtgrad.numbers.expr import (
+    EVERY_SAMPLE,
+    Cond,
+    ExprError,
+    Ref,
+    for_each_sample,
+    parse_condition,
+    references,
+)
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_LAYERS = 8
@@ -156,12 +164,20 @@ class Target:
         return (self.index,) if self.index is not None else entries(shapes[self.block])
 
 
+class Minimum(Enum):
+    """``query.minimum``: the witness must also be a local minimum of the loss."""
+
+    LOCAL = "local"
+
+
 @dataclass(frozen=True)
 class Query:
-    """Gradients that must be exactly zero, and blocks that must have a nonzero entry."""
+    """Gradients that must be exactly zero, blocks that must have a nonzero entry, and
+    (``minimum``) whether the point must be a certified local minimum of the loss."""
 
     zero: tuple[Target, ...] = ()
     nonzero: tuple[Target, ...] = ()
+    minimum: Minimum | None = None
 
 
 @dataclass(frozen=True)
@@ -240,9 +256,23 @@ class Spec:
         named: dict[int, str] = {}
         for assumption in self.assume:
             for ref in references(assumption.condition):
-                if ref.name in ("X", "Y", "yhat") and ref.indices:
+                if ref.name in ("X", "Y", "yhat") and ref.indices and \
+                        ref.indices[0] != EVERY_SAMPLE:
                     named.setdefault(ref.indices[0], assumption.text)
         return named
+
+    def assumptions_at(self, samples: int) -> tuple[Assumption, ...]:
+        """The assumptions at M = ``samples``: one named ``*`` (``X[*,0] >= 0``: for every
+        sample) becomes one assumption per sample m, with the text ``X[*,0] >= 0 (m=2)``."""
+        expanded: list[Assumption] = []
+        for assumption in self.assume:
+            conditions = for_each_sample(assumption.condition, samples)
+            if len(conditions) == 1 and conditions[0] is assumption.condition:
+                expanded.append(assumption)
+                continue
+            expanded.extend(Assumption(text=f"{assumption.text} (m={m})", condition=condition)
+                            for m, condition in enumerate(conditions))
+        return tuple(expanded)
 
     @property
     def least_samples(self) -> int:
@@ -521,7 +551,11 @@ class _Validator:
         description = self.text(top.get("description", ""), "description")
         network = self.network(top["network"])
         loss = self.loss(top.get("loss", "mse"))
-        targets = self.choice(top.get("targets", "real"), "targets", TargetKind)
+        # Without `targets`, each loss takes the kind it needs: bce probabilities in
+        # [0, 1], cross-entropy class labels, mse real numbers.
+        default_targets = {LossKind.BCE: "unit_interval",
+                           LossKind.CROSS_ENTROPY: "class"}.get(loss.kind, "real")
+        targets = self.choice(top.get("targets", default_targets), "targets", TargetKind)
         self.check_compatible(network, loss, targets)
         fixed_raw = top.get("fixed", {})
         fixed_rows = self.fixed_rows(fixed_raw)
@@ -715,7 +749,7 @@ class _Validator:
                                  f"{'x'.join(map(str, shape))}")
 
     def query(self, value: object, network: Network) -> Query:
-        query = self.mapping(value, "query", {"zero", "nonzero"})
+        query = self.mapping(value, "query", {"zero", "nonzero", "minimum"})
         parts: dict[str, tuple[Target, ...]] = {}
         for part in ("zero", "nonzero"):
             raw = query.get(part, [])
@@ -726,7 +760,23 @@ class _Validator:
                                                  f"{_type_name(raw)}")
             parts[part] = tuple(self.target(item, f"query.{part}[{index}]", network)
                                 for index, item in enumerate(raw))
-        return Query(zero=parts["zero"], nonzero=parts["nonzero"])
+        minimum = None
+        if "minimum" in query:
+            minimum = self.choice(query["minimum"], "query.minimum", Minimum)
+            shapes = network.parameter_shapes()
+            if parts["nonzero"]:
+                raise self.fail("query.nonzero", "no nonzero gradient with minimum: local (a "
+                                                 "local minimum asks for a stationary point)")
+            if not parts["zero"]:  # a local minimum is stationary: every gradient is zero
+                parts["zero"] = tuple(Target(block) for block in shapes)
+            named = {(t.block, index) for t in parts["zero"] for index in t.indices(shapes)}
+            missing = [block for block, shape in shapes.items()
+                       if any((block, index) not in named for index in entries(shape))]
+            if missing:
+                raise self.fail("query.zero", "every parameter block with minimum: local (a "
+                                              "local minimum is a stationary point); missing "
+                                              + ", ".join(missing))
+        return Query(zero=parts["zero"], nonzero=parts["nonzero"], minimum=minimum)
 
     def assume(self, value: object, network: Network, samples: SampleRange
                ) -> tuple[Assumption, ...]:
@@ -750,6 +800,9 @@ class _Validator:
     def check_reference(self, key: str, ref: Ref, network: Network,
                         samples: SampleRange) -> None:
         shapes = network.parameter_shapes()
+        if EVERY_SAMPLE in ref.indices and ref.name not in ("X", "Y", "yhat"):
+            raise self.fail(key, f"{ref.name}: '*' (every sample) is a sample index, for X, Y "
+                                 "and yhat only")
         if ref.name in shapes:
             self.check_index(key, ref.name, ref.indices, shapes[ref.name])
             return
@@ -767,7 +820,9 @@ class _Validator:
             index = (index[0], 0)
         if len(index) != 2:
             raise self.fail(key, f"{ref.name} needs [sample, column] indices")
-        if index[0] >= samples.max:
+        if index[0] == EVERY_SAMPLE:  # X[*,0]: for every sample
+            pass
+        elif index[0] >= samples.max:
             raise self.fail(key, f"{ref.name}{list(ref.indices)} refers to sample {index[0]}, "
                                  f"but M is at most {samples.max} (samples are numbered from 0)")
         if ref.name != "Y" and index[1] >= width:
