@@ -19,7 +19,7 @@ same run and each in a fresh process with the same timeout:
 
 Prints a table (verdict and seconds per tool, smtgrad's speed-up over the
 fastest peer that answered) and writes landscape.json / landscape.md to --out
-(default bench/results/, git-ignored).
+(a full run: bench/; a run restricted with --only: bench/results/, git-ignored).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeout", type=float, default=20.0)
     parser.add_argument("--only", help="rows as K-M, comma separated (e.g. 3-12,4-20)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"1-{units}-1    {samples:>3} {query:<13} {cell(ours):>16} "
                   f"{cell(cells['z3']):>16} {cell(cells['cvc5']):>16} "
                   f"{'' if ratio is None else f'{ratio:.0f}x':>8}", flush=True)
+    if args.out is None:
+        args.out = ROOT / "bench" / ("results" if args.only else "")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "landscape.json").write_text(json.dumps(
         {"timeout": args.timeout, "rows": records}, indent=2), encoding="utf-8")
