@@ -1,8 +1,11 @@
 """Stationary points on fixed data, pattern by pattern (one hidden layer, MSE).
 
-The landscape question: X and Y are fixed, the parameters are free, and every
-parameter gradient must be exactly zero (optionally with conditions on the loss and
-the predictions, and ``minimum: local``). For a hidden layer of a positively
+The landscape question: X and Y are fixed, the parameters are free (or the output
+layer W2, b2 fixed, as when it is not trained), and every free parameter's gradient
+must be exactly zero (optionally with conditions on the loss and the predictions, and
+``minimum: local``). A fixed W2 fixes each unit's outgoing sign (its magnitude is
+divided out of the unit's function); a fixed b2 is subtracted from the targets and
+drops the constant column. For a hidden layer of a positively
 homogeneous piecewise-linear activation (relu, leaky_relu, abs, linear) and one
 linear output it is decided exactly, without handing the phase disjunction to a
 solver:
@@ -92,10 +95,21 @@ class Landscape:
     hidden: Layer
     kink_one: bool
     factor: Fraction  # the loss is factor * sum of squared residuals
+    #: A fixed output bias b2 (None: free, and its gradient is queried zero).
+    offset: Fraction | None = None
+    #: A fixed output layer W2 (None: free, normalised to +-1 / 0 per unit).
+    outgoing: tuple[Fraction, ...] | None = None
 
     @property
     def samples(self) -> int:
         return len(self.inputs)
+
+    @property
+    def fitted_targets(self) -> tuple[Fraction, ...]:
+        """What the hidden units must fit: y, or y - b2 with a fixed output bias."""
+        if self.offset is None:
+            return self.targets
+        return tuple(t - self.offset for t in self.targets)
 
 
 @dataclass
@@ -140,17 +154,26 @@ def landscape_problem(spec: Spec) -> Landscape:
                             "abs, linear) and a linear output are needed")
     if spec.loss.kind is not LossKind.MSE:
         raise NotApplicable("the loss must be MSE")
-    if set(spec.fixed) - {"X", "Y"}:
-        raise NotApplicable("fixed parameters break the normalisation of outgoing weights")
+    if set(spec.fixed) - {"X", "Y", "W2", "b2"}:
+        raise NotApplicable("fixed first-layer parameters break the normalisation of the "
+                            "hidden units")
     if "X" not in spec.fixed or "Y" not in spec.fixed:
         raise NotApplicable("X and Y must both be fixed")
     if spec.query.nonzero:
         raise NotApplicable("every gradient must be zero (a stationary-point query)")
     shapes = network.parameter_shapes()
+    fixed_blocks: dict[str, tuple[Fraction, ...]] = {}
+    for block in ("W2", "b2"):
+        if block not in spec.fixed:
+            continue
+        values = [spec.fixed_value(block, index) for index in entries(shapes[block])]
+        if not all(isinstance(v, Fraction | int) and not isinstance(v, bool) for v in values):
+            raise NotApplicable(f"a fixed {block} must be fixed entirely, to rationals")
+        fixed_blocks[block] = tuple(Fraction(v) for v in values)
     named = {(t.block, index) for t in spec.query.zero for index in t.indices(shapes)}
     if any((block, index) not in named for block, shape in shapes.items()
-           for index in entries(shape)):
-        raise NotApplicable("every parameter gradient must be queried zero")
+           if block not in fixed_blocks for index in entries(shape)):
+        raise NotApplicable("every free parameter's gradient must be queried zero")
     for assumption in _assumptions(spec):
         for ref in references(assumption.condition):
             if ref.name not in ("loss", "yhat", "X", "Y"):
@@ -170,8 +193,10 @@ def landscape_problem(spec: Spec) -> Landscape:
         inputs.append(tuple(Fraction(v) for v in row))
         targets.append(Fraction(target[0] if isinstance(target, tuple) else target))
     factor = spec.loss.scale if spec.loss.reduction is Reduction.SUM else spec.loss.scale / samples
+    offset = fixed_blocks["b2"][0] if "b2" in fixed_blocks else None
     return Landscape(spec, tuple(inputs), tuple(targets), hidden,
-                     spec.conventions.relu_grad_at_zero == 1, factor)
+                     spec.conventions.relu_grad_at_zero == 1, factor, offset,
+                     fixed_blocks.get("W2"))
 
 
 # ----------------------------------------------------------------------------------------
@@ -285,7 +310,7 @@ class _Projector:
         # computed when a set of live units first needs them.
         self.integer_columns: list[list[int]] = []
         self.scales: list[int] = []
-        for column in (*columns, problem.targets):
+        for column in (*columns, problem.fitted_targets):
             scale = math.lcm(*(value.denominator for value in column))
             self.integer_columns.append([int(value * scale) for value in column])
             self.scales.append(scale)
@@ -321,9 +346,11 @@ class _Projector:
     def solve(self, live: Sequence[int]) -> tuple[Fraction, dict[int, Any]]:
         """(sum of squared residuals of the fit, coefficients per column) for the
         derivative vectors at positions ``live``."""
-        chosen = [0]
+        chosen = [0] if self.problem.offset is None else []  # a fixed b2: no constant
         for position in live:
             chosen += self.column_of[position]
+        if not chosen:
+            return self.norm, {}
         if self.flint is not None:
             return self._flint_solve(chosen)
         pivots = self._fraction_pivots(chosen)
@@ -450,7 +477,7 @@ def _conditions_hold(problem: Landscape, conditions: Sequence[Condition], loss: 
         if ref.name == "yhat":
             if predictions is None:
                 raise LookupError
-            return predictions[indices[0]]
+            return predictions[indices[0]] + (problem.offset or 0)
         if ref.name == "X":
             return problem.inputs[indices[0]][indices[1]]
         return problem.targets[indices[0]]
@@ -469,9 +496,11 @@ def _conditions_hold(problem: Landscape, conditions: Sequence[Condition], loss: 
 
 
 def _allocations(live: Sequence[Slopes], variants: dict[Slopes, list[SignVector]],
-                 units: int) -> Iterator[tuple[Unit, ...]]:
+                 units: int, problem: Landscape | None = None) -> Iterator[tuple[Unit, ...]]:
     """Per derivative vector, a nonempty set of (sign vector, sign); at most ``units``
-    units in all; allocations with no sample on a kink first, fewest units first."""
+    units in all (a fixed output layer: at most its positive and negative units, see
+    :func:`_fits_outgoing`); allocations with no sample on a kink first, fewest units
+    first."""
     options: list[list[tuple[Unit, ...]]] = []
     for u in live:
         single = [Unit(signs, sign) for signs in variants[u] for sign in (1, -1)]
@@ -481,18 +510,59 @@ def _allocations(live: Sequence[Slopes], variants: dict[Slopes, list[SignVector]
     found = []
     for combination in itertools.product(*options):
         allocation = tuple(unit for group in combination for unit in group)
-        if len(allocation) <= units:
+        if len(allocation) <= units and (problem is None or problem.outgoing is None
+                                         or _fits_outgoing(problem, allocation)):
             found.append(allocation)
     # Kink-free allocations first (only they can be certified minima), fewest units first.
     found.sort(key=lambda units_: (any(0 in unit.signs for unit in units_), len(units_)))
     yield from found
 
 
+def _slope_at(problem: Landscape, z: Fraction) -> Fraction:
+    layer = problem.hidden
+    return Fraction(layer.activation.derivative(
+        z, layer.activation.value(z, layer, None), layer,  # type: ignore[arg-type]
+        problem.kink_one, None))  # type: ignore[arg-type]
+
+
+def _off_bias(problem: Landscape) -> Fraction | None:
+    """A bias b such that the unit (w, b) = (0, b) has act' = 0 on every sample, so it
+    contributes nothing and has zero gradients whatever its outgoing weight: -1 when
+    act'(-1) = 0 (relu), else 0 when the kink convention gives act'(0) = 0 (every sample
+    on the kink); None when neither (leaky_relu, abs or linear with convention 1)."""
+    if _slope_at(problem, Fraction(-1)) == 0:
+        return Fraction(-1)
+    if _slope_at(problem, Fraction(0)) == 0:
+        return Fraction(0)
+    return None
+
+
+def _parks_off(problem: Landscape) -> bool:
+    """Whether a unit at (0, -1) has act' = 0 on every sample (relu): dead units parked
+    there keep the pattern-convexity certificate available."""
+    return _slope_at(problem, Fraction(-1)) == 0
+
+
+def _fits_outgoing(problem: Landscape, allocation: Sequence[Unit]) -> bool:
+    """A fixed output layer with p positive and q negative weights realises an allocation
+    with a <= p positive and b <= q negative units when the spare units can be absorbed:
+    a spare unit shares the function of a unit of its sign (z = z/n + ... + z/n: the sum
+    of functions with one sign vector has that sign vector), or sits where it contributes
+    nothing (:func:`_off_bias`)."""
+    assert problem.outgoing is not None
+    for sign in (1, -1):
+        have = sum(1 for unit in allocation if unit.sign == sign)
+        want = sum(1 for v in problem.outgoing if v * sign > 0)
+        if have > want or (have < want and have == 0 and _off_bias(problem) is None):
+            return False
+    return True
+
+
 def _realise(problem: Landscape, allocation: Sequence[Unit],
              predictions: tuple[Fraction, ...], backend: str = "z3") -> list[Fraction] | None:
     """(c, w_1, b_1, ...) realising the predictions with the allocation's strict signs."""
-    if not allocation:  # the constant fit: c = f_m for every m
-        constant = predictions[0]
+    if not allocation:  # the constant fit: c = f_m for every m (c = 0 with a fixed b2)
+        constant = predictions[0] if problem.offset is None else Fraction(0)
         return [constant] if all(f == constant for f in predictions) else None
     from smtgrad.backends.linear import Affine, feasible_point
 
@@ -518,6 +588,8 @@ def _realise(problem: Landscape, allocation: Sequence[Unit],
                 equal.append(Affine(form))
             else:
                 positive.append(Affine(tuple((k, s * c) for k, c in form)))
+    if problem.offset is not None:  # the fixed b2 is already taken out of the targets
+        equal.append(Affine(((0, Fraction(1)),)))
     return feasible_point(1 + len(allocation) * stride, equal, positive, backend=backend)
 
 
@@ -544,28 +616,58 @@ def _relaxation_feasible(problem: Landscape, live: Sequence[Slopes],
 
 def _witness(problem: Landscape, allocation: Sequence[Unit], point: list[Fraction]
              ) -> Witness:
-    """The network: the allocation's units, then dead units parked off the data."""
+    """The network: the allocation's units, then dead units parked off the data (with a
+    fixed output layer: each unit's function divided by its |v|, spare units sharing the
+    function of a unit of their sign or parked at (0, -1))."""
     width = problem.spec.network.inputs
     stride = width + 1
     layer = problem.hidden
-    rows, biases, outgoing = [], [], []
-    for position, unit in enumerate(allocation):
-        base = 1 + position * stride
-        rows.append(tuple(point[base: base + width]))
-        biases.append(point[base + width])
-        outgoing.append(Fraction(unit.sign))
+    functions = [(unit.sign, point[1 + k * stride: 1 + k * stride + width],
+                  point[1 + k * stride + width]) for k, unit in enumerate(allocation)]
+    zero_row = tuple(Fraction(0) for _ in range(width))
     # A dead unit at (0, -1) when act'(-1) = 0 (relu: it never reaches the loss, which
-    # keeps the pattern-convexity certificate available), else at (0, 1).
-    minus = Fraction(-1)
-    parked = minus if layer.activation.derivative(
-        minus, layer.activation.value(minus, layer, None), layer,  # type: ignore[arg-type]
-        problem.kink_one, None) == 0 else Fraction(1)  # type: ignore[arg-type]
-    while len(rows) < layer.units:
-        rows.append(tuple(Fraction(0) for _ in range(width)))
-        biases.append(parked)
-        outgoing.append(Fraction(0))
+    # keeps the pattern-convexity certificate available); else at (0, 1), which is
+    # stationary because sum_m r_m = 0 (dL/db2 = 0), or at (0, 0) (act(0) = 0) when b2
+    # is fixed and that sum need not vanish.
+    parked = Fraction(-1) if _parks_off(problem) else (
+        Fraction(1) if problem.offset is None else Fraction(0))
+    rows: list[tuple[Fraction, ...]] = []
+    biases: list[Fraction] = []
+    outgoing: list[Fraction] = []
+    if problem.outgoing is None:
+        for sign, w, b in functions:
+            rows.append(tuple(w))
+            biases.append(b)
+            outgoing.append(Fraction(sign))
+        while len(rows) < layer.units:
+            rows.append(zero_row)
+            biases.append(parked)
+            outgoing.append(Fraction(0))
+    else:
+        outgoing = list(problem.outgoing)
+        rows = [zero_row] * layer.units
+        biases = [parked] * layer.units
+        for sign in (1, -1):
+            mine = [f for f in functions if f[0] == sign]
+            slots = [i for i, v in enumerate(outgoing) if v * sign > 0]
+            # the last function of this sign is shared by the spare slots
+            shares = [1] * len(mine)
+            if mine:
+                shares[-1] = len(slots) - len(mine) + 1
+            slot = iter(slots)
+            for (_, w, b), share in zip(mine, shares, strict=True):
+                for _ in range(share):
+                    i = next(slot)
+                    scale = 1 / (abs(outgoing[i]) * share)
+                    rows[i] = tuple(value * scale for value in w)
+                    biases[i] = b * scale
+            off = _off_bias(problem)
+            for i in slot:  # no function of this sign: parked where it contributes nothing
+                assert off is not None  # _fits_outgoing admitted the allocation
+                rows[i], biases[i] = zero_row, off
+    output_bias = point[0] if problem.offset is None else problem.offset
     parameters = Parameters((tuple(rows), ((tuple(outgoing)),)),
-                            (tuple(biases), (point[0],)))
+                            (tuple(biases), (output_bias,)))
     return Witness(parameters, problem.inputs, tuple((t,) for t in problem.targets))
 
 
@@ -622,7 +724,7 @@ def enumerate_patterns(problem: Landscape, deadline: float | None, tally: Tally,
                 tally.infeasible += 1
                 yield report
                 continue
-            for allocation in _allocations(live, variants, units):
+            for allocation in _allocations(live, variants, units, problem):
                 kinks = any(0 in unit.signs for unit in allocation)
                 if kinks and report.status == "stationary":
                     # A kink-free stationary point of this pattern exists; points on a
