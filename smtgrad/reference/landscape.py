@@ -56,6 +56,9 @@ from smtgrad.spec import LossKind, Spec, entries
 
 Coordinate = tuple[str, tuple[int, ...]]
 
+#: The most parameters for which a Hessian is formed (its cost grows as n^3).
+HESSIAN_LIMIT = 150
+
 
 class Kind(Enum):
     """What a stationary point is (the JSON ``classification``)."""
@@ -114,6 +117,11 @@ def classify(spec: Spec, witness: Witness, evaluation: Evaluation,
     convex = _pattern_convexity(spec, witness, evaluation)
     if convex is not None:
         return convex
+    count = len(parameter_coordinates(spec))
+    if count > HESSIAN_LIMIT:
+        return Classification(Kind.UNDETERMINED, "", (
+            f"{count} parameters: the Hessian (n^2 dual-number entries in arb balls) is "
+            f"only formed up to {HESSIAN_LIMIT}"))
     try:
         hessian = _hessian(spec, witness)
     except (ArithmeticError, TypeError, ValueError) as error:
