@@ -381,3 +381,29 @@ def test_output_weights_fixed_to_one_as_in_safran_and_shamir() -> None:
     # encoding agrees: z3 proves the same spec unsat).
     lower = solve(parse_spec(text.replace("loss < 3", "loss < 8/3")))
     assert lower.verdict is Verdict.UNSAT
+
+
+def test_no_spurious_minimum_of_a_linear_hidden_layer() -> None:
+    """The constant fit is stationary but every point of its pattern has a unit with
+    outgoing weight 0 and a descent direction: unsat, not unknown. The witness the
+    enumeration builds there is classified a saddle, consistently."""
+    spec = load_spec("specs/linear_no_spurious_minimum.yaml")
+    result = solve(spec)
+    assert result.verdict is Verdict.UNSAT, result.reason
+    assert "descent direction" in result.reason
+    problem = landscape_problem(spec.with_samples(5))
+    from smtgrad.methods.patterns import Tally, enumerate_patterns
+
+    constant = next(r for r in enumerate_patterns(problem, None, Tally()) if not r.live)
+    assert constant.status == "stationary" and not constant.open
+    assert constant.classification is not None
+    assert constant.classification.kind is Kind.SADDLE
+
+
+def test_a_dead_relu_unit_never_refutes_a_minimum() -> None:
+    """relu units inactive on every sample reach nothing: the constant fit of a ReLU
+    net is a (spurious) local minimum, so minimum: local with its loss is sat."""
+    text = fixed_data_spec(2, [0, 1, 2, 3, 4], [0, 1, 0, 1, 3],
+                           query="query: {minimum: local}\n", assume=["loss == 6"])
+    result = solve(parse_spec(text))
+    assert result.verdict is Verdict.SAT

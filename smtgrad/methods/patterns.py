@@ -123,6 +123,9 @@ class PatternReport:
     witness: Witness | None = None
     classification: Classification | None = None
     units: tuple[Unit, ...] = ()
+    #: ``minimum: local``: a stationary point of this set may be a local minimum that
+    #: no certificate decided (False: certified, or every stationary point refuted).
+    open: bool = False
 
 
 @dataclass
@@ -695,6 +698,7 @@ def enumerate_patterns(problem: Landscape, deadline: float | None, tally: Tally,
     tally.total = sum(_binomial(len(vectors), size) for size in range(units + 1))
     projector = _Projector(problem, vectors, tally.total)
     conditions = [_compile(a.condition) for a in _assumptions(problem.spec)]
+    kinked = bool(problem.hidden.activation.kinks(problem.hidden))  # linear: no kink
     minimum = prefer_minimum or problem.spec.query.minimum is Minimum.LOCAL
     for size in range(units + 1):
         for positions in itertools.combinations(range(len(vectors)), size):
@@ -725,10 +729,12 @@ def enumerate_patterns(problem: Landscape, deadline: float | None, tally: Tally,
                 yield report
                 continue
             for allocation in _allocations(live, variants, units, problem):
-                kinks = any(0 in unit.signs for unit in allocation)
-                if kinks and report.status == "stationary":
-                    # A kink-free stationary point of this pattern exists; points on a
-                    # kink are never certified, so none of them can do better.
+                kinks = kinked and any(0 in unit.signs for unit in allocation)
+                if kinks and report.status == "stationary" and report.open:
+                    # An undecided kink-free stationary point of this pattern exists;
+                    # points on a kink are never certified, so none of them can do
+                    # better. (If every kink-free one was refuted, a feasible kink
+                    # allocation still leaves the pattern open: keep looking.)
                     break
                 tally.linear_problems += 1
                 point = _realise(problem, allocation, report.predictions)
@@ -740,8 +746,13 @@ def enumerate_patterns(problem: Landscape, deadline: float | None, tally: Tally,
                 witness = _witness(problem, allocation, point)
                 report.status, report.witness, report.units = "stationary", witness, allocation
                 report.classification = _classification(problem, witness)
-                if not minimum or kinks or (report.classification is not None
-                                            and report.classification.kind.is_minimum):
+                certified = (report.classification is not None
+                             and report.classification.kind.is_minimum)
+                if minimum:
+                    report.open = report.open or (not certified and (
+                        kinks or not _dead_units_refute(problem, allocation,
+                                                        report.predictions)))
+                if not minimum or kinks or certified:
                     break
             if report.status == "stationary":
                 tally.stationary += 1
@@ -749,6 +760,40 @@ def enumerate_patterns(problem: Landscape, deadline: float | None, tally: Tally,
                 tally.infeasible += 1
             yield report
     tally.complete = True
+
+
+def _dead_units_refute(problem: Landscape, allocation: Sequence[Unit],
+                       predictions: tuple[Fraction, ...]) -> bool:
+    """No point realising this allocation (kink-free) is a local minimum.
+
+    Every such point has ``units - len(allocation)`` further units that do not reach the
+    fit: outgoing weight 0, or derivative vector 0. Take one with v = 0 and derivative
+    vector u != 0, no sample on its kink, and P r != 0, P the projection onto span{u,
+    x_j u}, r the residual (the same at every point of the allocation: f = P_V y).
+    Along v = t, (w, b) += t s with (s.x_m) u_m = -lambda (P r)_m, the loss changes by
+    t^2 (||z u||^2 - 2 lambda ||P r||^2) + O(t^3) (its first-order term is the zero
+    gradient): negative for a large lambda, so the point is not a local minimum. This
+    refutes the allocation when no sign vector sigma is "allowed" for such a unit:
+    allowed are a sample on the kink (not decided here), u(sigma) = 0 (relu: the unit
+    reaches nothing), or P r = 0. Free output layers only.
+    """
+    if problem.outgoing is not None or len(allocation) >= problem.hidden.units:
+        return False
+    residual = [f - t for f, t in zip(predictions, problem.fitted_targets, strict=True)]
+    width = problem.spec.network.inputs
+    kinked = bool(problem.hidden.activation.kinks(problem.hidden))  # linear: none
+    for signs in sign_vectors(problem):
+        if kinked and 0 in signs:
+            return False
+        u = slopes(problem, signs)
+        if not any(u):
+            return False
+        if all(sum((r * um * x[j] for r, um, x in zip(residual, u, problem.inputs,
+                                                     strict=True)), Fraction(0)) == 0
+               for j in range(width)) and \
+                sum((r * um for r, um in zip(residual, u, strict=True)), Fraction(0)) == 0:
+            return False
+    return True
 
 
 def _classification(problem: Landscape, witness: Witness) -> Classification | None:
@@ -822,7 +867,8 @@ class FixedDataPatterns(Method):
                 outcome = context.judged(problem.spec, report.witness, self.name, solver)
                 if outcome.verdict is Verdict.SAT:
                     return outcome
-                uncertified += 1
+                if report.open or problem.spec.query.minimum is None:
+                    uncertified += 1
         except TimeoutError:
             pass
         except BackendsDisagree as error:
@@ -837,8 +883,11 @@ class FixedDataPatterns(Method):
             return Outcome(Verdict.UNKNOWN, self.name, solver, reason=(
                 f"{tally.stationary} of {tally.total} sets of live units have stationary "
                 "points, none of them certified a local minimum"))
+        saddles = (f"; the {tally.stationary} sets with stationary points have none that is "
+                   "a local minimum (a unit with outgoing weight 0 gives a descent "
+                   "direction at every one of them)" if tally.stationary else "")
         return Outcome(Verdict.UNSAT, self.name, solver, reason=(
-            f"every activation pattern refuted: {tally.total} sets of at most "
+            f"every activation pattern refuted{saddles}: {tally.total} sets of at most "
             f"{landscape.hidden.units} live units over {len(_distinct(landscape))} "
             f"distinct inputs; {tally.pruned} by the exact least-squares loss or "
             f"predictions, {tally.infeasible} by exact linear feasibility "
