@@ -456,6 +456,80 @@ def landscape(
         raise typer.Exit(EXIT_UNSAT if result.complete else EXIT_UNKNOWN)
 
 
+class SweepFormat(str, Enum):
+    """The sweep's table on stdout."""
+
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    JSON = "json"  # JSON Lines: one row per cell, as in the store
+
+
+@app.command()
+def sweep(
+    grid_path: Annotated[Path, typer.Argument(help="The grid file (YAML: base: a spec, axes: "
+                                                   "paths to lists of values).",
+                                              metavar="GRID", show_default=False)],
+    store: Annotated[Path | None, typer.Option(
+        "--store", help="The JSON Lines result store (default: GRIDNAME-HASH.jsonl in the "
+                        "working directory); finished cells in it are skipped.")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="A Dask scheduler, tcp://HOST:8786 (default: "
+                            "$DASK_SCHEDULER_ADDRESS, else local worker processes).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Local worker "
+                                                "processes (default: one per core).")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", "-t", min=0.1, help="Seconds "
+                                                  "per cell (default: the grid's timeout, "
+                                                  "else 60).")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=1000,
+                                                help="Solve every cell at this M (with "
+                                                     "--minimal: walk up to it).")] = None,
+    minimal: Annotated[bool | None, typer.Option("--minimal", help="Walk M up from 1 in "
+                                                 "every cell (the default without "
+                                                 "--samples).")] = None,
+    output: Annotated[SweepFormat, typer.Option("--format", "-f", help="The table on "
+                                                "stdout.")] = SweepFormat.MARKDOWN,
+    plot_path: Annotated[Path | None, typer.Option(
+        "--plot", help="Also draw the grid as a coloured matrix to FILE.png or FILE.svg "
+                       "(needs matplotlib).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Progress on stderr: "
+                                           "a bar on a terminal, lines otherwise.")] = True,
+) -> None:
+    """Solve every cell of a grid of spec variants (the product of its axes) and print
+    one table: verdict, minimal M, what proved the smaller M impossible, certificate,
+    seconds.
+
+    Exit 0 when the sweep finished with a cell answered (sat, unsat or unknown), 2 for a
+    bad grid or store (or when every cell's spec is invalid), 4 when every cell crashed.
+    """
+    with _errors_to_exit_codes():
+        from smtgrad import sweep as sweeps
+
+        if plot_path is not None:
+            from smtgrad.plots import require_plotting
+
+            require_plotting(plot_path)
+        walk = samples is None if minimal is None else minimal
+        grid = sweeps.load_grid(grid_path, mode=sweeps.mode_of(samples, walk))
+        outcome = sweeps.sweep(grid, store=store, timeout=timeout, samples=samples,
+                            minimal=walk, workers=workers, scheduler=scheduler,
+                            progress=progress)
+        rows = list(outcome.rows)
+        if output is SweepFormat.JSON:
+            typer.echo(sweeps.render_jsonl(rows), nl=False)
+        elif output is SweepFormat.CSV:
+            typer.echo(sweeps.render_csv(grid, rows), nl=False)
+        else:
+            typer.echo(sweeps.render_markdown(grid, rows), nl=False)
+        if plot_path is not None:
+            sweeps.plot_grid(grid, rows, plot_path)
+        counts = ", ".join(f"{sum(r['verdict'] == v for r in rows)} {v}"
+                           for v in ("sat", "unsat", "unknown", "error"))
+        if progress:
+            typer.echo(f"smtgrad sweep: {len(rows)} cells ({counts}); {outcome.reused} from "
+                       f"{outcome.store}; {outcome.seconds:.1f} s", err=True)
+        raise typer.Exit(sweeps.exit_code(outcome))
+
+
 @app.command()
 def version() -> None:
     """Print the smtgrad version and the installed backends."""
