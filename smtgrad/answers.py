@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from smtgrad import __version__
 from smtgrad.numbers import InexactValue, format_exact
-from smtgrad.reference.network import Evaluation, Parameters, entry_at, evaluate
+from smtgrad.reference.network import Evaluation, Parameters, entry_at, evaluate, loss_normaliser
 from smtgrad.reference.verify import Status, Verification
 from smtgrad.reference.witness import Witness
 from smtgrad.spec import (
@@ -80,16 +80,9 @@ class Facts:
     lines: tuple[GradientLine, ...]
 
 
-def _normaliser(loss: Loss, samples: int, outputs: int) -> Fraction:
-    if loss.reduction is Reduction.SUM:
-        return loss.scale
-    count = samples if loss.kind is LossKind.CROSS_ENTROPY else samples * outputs
-    return loss.scale / count
-
-
 def _gradient_factor(spec: Spec, samples: int) -> Fraction:
     """The factor in front of every gradient sum (the 2 of the square included for MSE)."""
-    factor = _normaliser(spec.loss, samples, spec.network.outputs)
+    factor = loss_normaliser(spec.loss, samples, spec.network.outputs)
     return 2 * factor if spec.loss.kind is LossKind.MSE else factor
 
 
@@ -775,7 +768,7 @@ class _Answer:
         evaluation = facts.evaluation
         value = w.number(evaluation.loss)
         if spec.loss.kind is LossKind.MSE:
-            norm = _normaliser(spec.loss, facts.witness.samples, spec.network.outputs)
+            norm = loss_normaliser(spec.loss, facts.witness.samples, spec.network.outputs)
             squares = [w.power(w.factor(r), 2) for row in evaluation.residuals for r in row]
             c = w.number(norm) if isinstance(w, _Latex) else f"({w.number(norm)})"
             open_, close = ("(", ")") if isinstance(w, _Markdown) else (r"\bigl(", r"\bigr)")

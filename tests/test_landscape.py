@@ -91,12 +91,19 @@ def test_line_fit_loss_is_stationary_and_an_impossible_loss_is_not(units: int,
 # Differential: the pattern method against the exact SMT encoding
 
 
-def _random_case(rng: random.Random) -> tuple[str, str]:
+def _random_network_and_data(rng: random.Random
+                             ) -> tuple[int, str, list[int], list[int]]:
+    """Width, hidden activation and a small 1-D dataset for the differential tests."""
     units = rng.choice([1, 2])
     activation = rng.choice(["relu", "leaky_relu", "abs"])
     samples = rng.choice([2, 3, 4])
     xs = [rng.randint(-2, 3) for _ in range(samples)]
     ys = [rng.randint(-2, 2) for _ in range(samples)]
+    return units, activation, xs, ys
+
+
+def _random_case(rng: random.Random) -> tuple[str, str]:
+    units, activation, xs, ys = _random_network_and_data(rng)
     assume = rng.choice([["loss > 0"], ["loss > 1"], ["loss < 1/2"], ["yhat[0] > 0"]])
     convention = f"conventions: {{relu_grad_at_zero: {rng.choice([0, 1])}}}\n"
     text = fixed_data_spec(units, xs, ys, activation=activation, assume=assume,
@@ -323,11 +330,7 @@ def test_landscape_plot(runner: Any, tmp_path: Any) -> None:
 
 
 def _fixed_output_case(rng: random.Random) -> tuple[str, str]:
-    units = rng.choice([1, 2])
-    activation = rng.choice(["relu", "leaky_relu", "abs"])
-    samples = rng.choice([2, 3, 4])
-    xs = [rng.randint(-2, 3) for _ in range(samples)]
-    ys = [rng.randint(-2, 2) for _ in range(samples)]
+    units, activation, xs, ys = _random_network_and_data(rng)
     outgoing = [rng.choice([1, -1, 2, "1/2", 0]) for _ in range(units)]
     fixed_bias = rng.random() < 0.5
     extra = f"W2: [{outgoing}]" + (f", b2: [{rng.choice([0, 1, -1])}]" if fixed_bias else "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from smtgrad.errors import InternalError
 
@@ -29,6 +30,16 @@ class LinearUnknown(InternalError, RuntimeError):
     """z3 answered unknown on a linear problem (it should not: QF_LRA is decidable)."""
 
 
+def _z3_term(xs: Sequence[Any], form: Affine) -> Any:
+    """The affine form as a z3 real term over ``xs``."""
+    import z3
+
+    parts = [z3.RealVal(f"{c.numerator}/{c.denominator}") * xs[k]
+             for k, c in form.coefficients if c]
+    constant = z3.RealVal(f"{form.constant.numerator}/{form.constant.denominator}")
+    return z3.Sum(*parts, constant) if parts else constant + 0
+
+
 def feasible_point(variables: int, equal: Sequence[Affine], positive: Sequence[Affine],
                    nonnegative: Sequence[Affine] = (), backend: str = "z3"
                    ) -> list[Fraction] | None:
@@ -43,10 +54,7 @@ def feasible_point(variables: int, equal: Sequence[Affine], positive: Sequence[A
     solver = z3.SolverFor("QF_LRA")
 
     def term(form: Affine) -> z3.ArithRef:
-        parts = [z3.RealVal(f"{c.numerator}/{c.denominator}") * xs[k]
-                 for k, c in form.coefficients if c]
-        constant = z3.RealVal(f"{form.constant.numerator}/{form.constant.denominator}")
-        return z3.Sum(*parts, constant) if parts else constant + 0
+        return _z3_term(xs, form)
 
     for form in equal:
         solver.add(term(form) == 0)
@@ -111,18 +119,11 @@ class IncrementalFeasibility:
         self._xs = [z3.Real(f"x{k}") for k in range(variables)]
         self._solver = z3.SolverFor("QF_LRA")
 
-    def _term(self, form: Affine) -> object:
-        z3 = self._z3
-        parts = [z3.RealVal(f"{c.numerator}/{c.denominator}") * self._xs[k]
-                 for k, c in form.coefficients if c]
-        constant = z3.RealVal(f"{form.constant.numerator}/{form.constant.denominator}")
-        return z3.Sum(*parts, constant) if parts else constant + 0
-
     def push(self, form: Affine, relation: int) -> None:
         """Add ``form > 0`` (relation 1), ``form < 0`` (-1) or ``form == 0`` (0)."""
         self._solver.push()
-        term = self._term(form)
-        self._solver.add(term > 0 if relation > 0 else term < 0 if relation < 0  # type: ignore[operator]
+        term = _z3_term(self._xs, form)
+        self._solver.add(term > 0 if relation > 0 else term < 0 if relation < 0
                          else term == 0)
 
     def pop(self) -> None:

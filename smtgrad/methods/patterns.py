@@ -43,7 +43,7 @@ import math
 import operator
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -61,9 +61,9 @@ from smtgrad.numbers.expr import (
     references,
 )
 from smtgrad.reference.landscape import Classification, classify
-from smtgrad.reference.network import Parameters, evaluate
+from smtgrad.reference.network import Parameters, evaluate, loss_normaliser
 from smtgrad.reference.witness import Witness
-from smtgrad.spec import Layer, LossKind, Minimum, Reduction, Spec, Verdict, entries, normalize_ref
+from smtgrad.spec import Layer, LossKind, Minimum, Spec, Verdict, entries, normalize_ref
 
 SignVector = tuple[int, ...]
 Slopes = tuple[Fraction, ...]
@@ -139,7 +139,6 @@ class Tally:
     stationary: int = 0
     linear_problems: int = 0
     complete: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------
@@ -195,7 +194,7 @@ def landscape_problem(spec: Spec) -> Landscape:
             raise NotApplicable("X and Y must be fixed to rational numbers")
         inputs.append(tuple(Fraction(v) for v in row))
         targets.append(Fraction(target[0] if isinstance(target, tuple) else target))
-    factor = spec.loss.scale if spec.loss.reduction is Reduction.SUM else spec.loss.scale / samples
+    factor = loss_normaliser(spec.loss, samples, 1)
     offset = fixed_blocks["b2"][0] if "b2" in fixed_blocks else None
     return Landscape(spec, tuple(inputs), tuple(targets), hidden,
                      spec.conventions.relu_grad_at_zero == 1, factor, offset,
@@ -267,14 +266,8 @@ def _sign_vectors_by_lp(inputs: Sequence[tuple[Fraction, ...]],
 
 def slopes(problem: Landscape, signs: SignVector) -> Slopes:
     """u_m = act'(z_m) on a sign vector (the convention at kinks)."""
-    layer = problem.hidden
-    result = []
-    for s in signs:
-        z = Fraction(s)
-        result.append(Fraction(layer.activation.derivative(
-            z, layer.activation.value(z, layer, None), layer,  # type: ignore[arg-type]
-            problem.kink_one, None)))  # type: ignore[arg-type]
-    return tuple(result)
+    by_sign = {s: _slope_at(problem, Fraction(s)) for s in set(signs)}
+    return tuple(by_sign[s] for s in signs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -695,7 +688,7 @@ def enumerate_patterns(problem: Landscape, deadline: float | None, tally: Tally,
         if any(u):
             variants.setdefault(u, []).append(signs)
     vectors = list(variants)
-    tally.total = sum(_binomial(len(vectors), size) for size in range(units + 1))
+    tally.total = sum(math.comb(len(vectors), size) for size in range(units + 1))
     projector = _Projector(problem, vectors, tally.total)
     conditions = [_compile(a.condition) for a in _assumptions(problem.spec)]
     kinked = bool(problem.hidden.activation.kinks(problem.hidden))  # linear: no kink
@@ -803,12 +796,6 @@ def _classification(problem: Landscape, witness: Witness) -> Classification | No
     return classify(spec, witness, evaluation)
 
 
-def _binomial(n: int, k: int) -> int:
-    from math import comb
-
-    return comb(n, k)
-
-
 def describe_units(problem: Landscape, units: Sequence[Unit]) -> str:
     """The live units of a realisation, as the samples each one is active on."""
     if not units:
@@ -888,14 +875,11 @@ class FixedDataPatterns(Method):
                    "direction at every one of them)" if tally.stationary else "")
         return Outcome(Verdict.UNSAT, self.name, solver, reason=(
             f"every activation pattern refuted{saddles}: {tally.total} sets of at most "
-            f"{landscape.hidden.units} live units over {len(_distinct(landscape))} "
+            f"{landscape.hidden.units} live units over {len(set(landscape.inputs))} "
             f"distinct inputs; {tally.pruned} by the exact least-squares loss or "
             f"predictions, {tally.infeasible} by exact linear feasibility "
             f"({tally.linear_problems} LPs)"))
 
-
-def _distinct(problem: Landscape) -> set[tuple[Fraction, ...]]:
-    return set(problem.inputs)
 
 
 __all__ = ["FixedDataPatterns", "Landscape", "NotApplicable", "PatternReport", "Tally",

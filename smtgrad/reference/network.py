@@ -176,7 +176,7 @@ def affine(weight: Matrix, bias: Vector, x: Vector) -> Vector:
     return tuple(result)
 
 
-def _normaliser(loss: Loss, samples: int, outputs: int) -> Fraction:
+def loss_normaliser(loss: Loss, samples: int, outputs: int) -> Fraction:
     """The factor that turns a sum over elements into the reduced loss (scale included)."""
     if loss.reduction is Reduction.SUM:
         return loss.scale
@@ -254,7 +254,7 @@ def evaluate(
                             kinks.append(Kink(index + 1, m, unit, Fraction(point)))
 
     predictions = tuple(post[-1])
-    factor = _normaliser(loss, samples, outputs)
+    factor = loss_normaliser(loss, samples, outputs)
     output_layer = network.layers[-1]
     linear_output = output_layer.activation.identity
     target_rows: list[Vector] = []
