@@ -62,6 +62,7 @@ from pysmt.typing import BOOL, REAL
 from smtgrad import activations
 from smtgrad.activations import Activation, Piece
 from smtgrad.encoding.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
+from smtgrad.encoding.phases import settled as settled_pieces
 from smtgrad.numbers.expr import Algebra, Ref, evaluate_condition, references
 from smtgrad.spec import (
     Layer,
@@ -265,6 +266,8 @@ class _Builder:
         self.smooth_units: dict[Activation, list[tuple[FNode, FNode]]] = {}
         self.function_families: dict[str, list[tuple[FNode, FNode]]] = {}
         self.relaxed: dict[int, tuple[Fraction, Fraction]] = {}
+        #: Units whose piece fixed values or assumptions settle (encoding.phases).
+        self.settled = settled_pieces(spec, samples)
 
     # -- unknowns ----------------------------------------------------------------------
 
@@ -347,10 +350,16 @@ class _Builder:
 
         return value, backward
 
-    def unit(self, layer: Layer, u: FNode, tag: str
+    def unit(self, layer: Layer, u: FNode, tag: str, settled: int | None = None
              ) -> tuple[FNode, Callable[[FNode], FNode]]:
         if not layer.activation.smooth:
-            return self.table_unit(pieces(layer, self.kink_one), u, tag)
+            table = pieces(layer, self.kink_one)
+            if settled is not None and len(table) > 1:
+                # Fixed values or assumptions put u on this piece (encoding.phases): no
+                # phase variable; its region is implied, and stated for the solver.
+                self.assertions.append(region(table[settled], u))
+                return self.table_unit(table[settled:settled + 1], u, tag)
+            return self.table_unit(table, u, tag)
         if self.mode.kind is ModeKind.LATTICE:
             return self.table_unit(lattice_pieces(layer, self.mode.base, self.mode.radius), u,
                                    tag)
@@ -487,7 +496,8 @@ class _Builder:
                     values = self.softmax(us, f"{index + 1}_{m}")
                     backward: list[Callable[[FNode], FNode]] = [lambda d: d] * layer.units
                 else:
-                    pairs = [self.unit(layer, u, f"{index + 1}_{m}_{j}")
+                    pairs = [self.unit(layer, u, f"{index + 1}_{m}_{j}",
+                                       self.settled.get((index + 1, m, j)))
                              for j, u in enumerate(us)]
                     values = [value for value, _ in pairs]
                     backward = [back for _, back in pairs]

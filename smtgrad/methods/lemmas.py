@@ -27,13 +27,35 @@ assumptions and genericity conditions:
 A query whose nonzero block is forced to zero in every case is unsat. Extra
 constraints (fixed values, assumptions, genericity, label kinds) only shrink
 the set of candidates, so they never invalidate these proofs.
+
+One more lemma reads fixed values and assumptions as premises:
+
+* **fixed-piece lemma**: when fixed values or ``assume`` put unit j of hidden layer l
+  on one linear piece of its activation at *every* sample
+  (:mod:`smtgrad.encoding.phases` decides this exactly, or not at all), its derivative
+  there is one constant s_j, so delta[l, m]_j = s_j (W_{l+1}^T delta[l+1, m])_j for
+  every m, and summing over m:
+
+      dL/db_l[j] = s_j (W_{l+1}^T dL/db_{l+1})_j.
+
+  If s_j = 0 (a unit dead on the data: relu on its flat side) every delta of unit j is
+  zero, so dL/db_l[j] and the row dL/dW_l[j, :] vanish; if every unit of layer l is
+  dead, every delta of layer l is zero and so is every gradient of layers 1..l. If
+  s_j != 0 (the active side: the network is linear in unit j on the data) a zero
+  dL/db_{l+1} (on the rows k where W_{l+1}[k, j] is not fixed to 0) forces a zero
+  dL/db_l[j]. A nonzero block forced to zero this way is unsat: at every M when the
+  pieces are settled for a generic sample (``X[*]`` assumptions, fixed zero rows), at
+  the M at hand otherwise. Complete for its family: whenever the settled pieces force
+  the block's gradient to zero by these identities, the lemma finds it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from itertools import repeat
 
+from smtgrad.activations import Piece
 from smtgrad.spec import (
     Conventions,
     Layer,
@@ -160,6 +182,103 @@ def _every_m(spec: Spec, blocks: _Blocks, required: frozenset[Coordinate],
     return None
 
 
+def _piece_forced(spec: Spec, blocks: _Blocks, required: frozenset[Coordinate],
+                  slopes: dict[tuple[int, int], Fraction]) -> frozenset[Coordinate]:
+    """``required`` closed under the fixed-piece lemma (module docstring), top down;
+    ``slopes`` maps (layer, unit) to its derivative at every sample."""
+    forced = set(required)
+    network = spec.network
+    for layer in range(network.depth - 1, 0, -1):
+        units = network.layers[layer - 1].units
+        above = network.layers[layer].units
+        dead = 0
+        for unit in range(units):
+            slope = slopes.get((layer, unit))
+            if slope is None:
+                continue
+            if slope == 0:
+                dead += 1
+                forced.add((f"b{layer}", (unit,)))
+                forced |= {(f"W{layer}", (unit, i))
+                           for i in range(blocks.shapes[f"W{layer}"][1])}
+            elif all((f"b{layer + 1}", (k,)) in forced or
+                     spec.fixed_value(f"W{layer + 1}", (k, unit)) == 0 for k in range(above)):
+                forced.add((f"b{layer}", (unit,)))
+        if dead == units:
+            forced |= blocks.layers_up_to(layer)
+    return frozenset(forced)
+
+
+def _slopes(spec: Spec, pieces: dict[tuple[int, int], int]) -> dict[tuple[int, int], Fraction]:
+    kink_one = spec.conventions.relu_grad_at_zero == 1
+    return {(layer, unit): spec.network.layers[layer - 1].activation.pieces(
+                spec.network.layers[layer - 1], kink_one)[piece].slope_of_derivative
+            for (layer, unit), piece in pieces.items()}
+
+
+def _region(piece: Piece) -> str:
+    if piece.lower is not None and piece.lower == piece.upper:
+        return f"u = {piece.lower}"
+    parts = []
+    if piece.lower is not None:
+        parts.append(f"{piece.lower} {'<' if piece.lower_strict else '<='} ")
+    parts.append("u")
+    if piece.upper is not None:
+        parts.append(f" {'<' if piece.upper_strict else '<='} {piece.upper}")
+    return "".join(parts) if len(parts) > 1 else "every u"
+
+
+def piece_proof(spec: Spec, samples: int) -> Proof | None:
+    """The fixed-piece lemma (module docstring) for ``spec`` at M = ``samples``, or None."""
+    if not spec.query.nonzero or spec.network.depth < 2:
+        return None
+    if not spec.assume and not any(f"W{layer}" in spec.fixed or f"b{layer}" in spec.fixed
+                                   for layer in range(1, spec.network.depth)):
+        return None  # nothing settles a piece (linear layers: the linear-identity lemma)
+    from smtgrad.encoding.phases import settled, settled_every_m
+
+    kink_one = spec.conventions.relu_grad_at_zero == 1
+
+    def table(layer: int) -> tuple[Piece, ...]:
+        return spec.network.layers[layer - 1].activation.pieces(
+            spec.network.layers[layer - 1], kink_one)
+
+    generic = {key: table(key[0])[piece] for key, piece in settled_every_m(spec).items()}
+    proof = _forced_proof(spec, {key: piece.slope_of_derivative
+                                 for key, piece in generic.items()},
+                          ", ".join(f"unit {unit} of layer {layer} has {_region(piece)}"
+                                    for (layer, unit), piece in sorted(generic.items())),
+                          "at every sample and every M (conditions on X[*], fixed values)",
+                          every_m=True)
+    if proof is not None:
+        return proof
+    derivatives: dict[tuple[int, int], list[Fraction]] = {}
+    for (layer, _, unit), piece in settled(spec, samples).items():
+        derivatives.setdefault((layer, unit), []).append(table(layer)[piece].slope_of_derivative)
+    slopes = {key: found[0] for key, found in derivatives.items()
+              if len(found) == samples and len(set(found)) == 1}
+    return _forced_proof(spec, slopes, ", ".join(
+        f"unit {unit} of layer {layer} has derivative {slope}"
+        for (layer, unit), slope in sorted(slopes.items())),
+        f"at each of the {samples} samples (fixed values and assumptions)", every_m=False)
+
+
+def _forced_proof(spec: Spec, slopes: dict[tuple[int, int], Fraction], where: str,
+                  scope: str, every_m: bool) -> Proof | None:
+    if not slopes:
+        return None
+    shape = _query_shape(spec)
+    forced = _piece_forced(spec, shape.blocks, shape.forced, slopes)
+    for target in spec.query.nonzero:
+        if shape.blocks.of(target) <= forced:
+            return Proof("fixed-piece lemma", (
+                f"{where}, {scope}: on one linear piece a unit's derivative is a constant "
+                "s, so dL/db_l[j] = s * (W_(l+1)^T dL/db_(l+1))_j, and s = 0 makes "
+                "dL/db_l[j] and dL/dW_l[j,:] vanish; with the query's zero gradients this "
+                f"forces dL/d{target} = 0"), all_samples=every_m)
+    return None
+
+
 def structural_proof(spec: Spec, samples: int) -> Proof | None:
     """An unsat proof for ``spec`` at M = ``samples`` by one of the lemmas, or None.
 
@@ -210,4 +329,4 @@ def structural_proof(spec: Spec, samples: int) -> Proof | None:
                         f"{below.activation.name}'s derivative is a function of its value, "
                         f"so both samples have "
                         f"the same derivative and dL/d{target} = 0"), all_samples=False)
-    return None
+    return piece_proof(spec, samples)
