@@ -11,13 +11,17 @@ Sat-only: a failed draw proves nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from smtgrad.numbers.lognum import LogNumber
-from smtgrad.spec import Spec
+from smtgrad.reference.intervals import Coordinate, Enclosure, Point, equations
+from smtgrad.reference.network import Evaluation, InexactValue, Parameters, entry_at, evaluate
+from smtgrad.spec import LossKind, Spec, TargetKind
 
 
 def draws(spec: Spec, samples: int, base: Fraction, seed: int = 0) -> Iterator[Spec]:
@@ -61,3 +65,438 @@ def _draw(spec: Spec, name: str, shape: tuple[int, ...], rng: random.Random, mag
     if len(shape) == 1:
         return tuple(value((j,)) for j in range(shape[0]))
     return tuple(tuple(value((j, i)) for i in range(shape[1])) for j in range(shape[0]))
+
+
+# ----------------------------------------------------------------------------------------
+# The top-layer solve (continuation's first stage): with the lower layers and inputs fixed
+# by a draw, the output layer's zero-gradient equations are a small square system in the
+# output layer's own entries. With sigmoid + BCE or softmax + cross-entropy it is the
+# gradient of a convex function (a logistic regression on the hidden features), so damped
+# Newton from zero finds its unique root whenever one exists; with MSE and a linear output
+# it is linear and solved exactly. Numerics here are floats and never trusted: a root goes
+# to the Krawczyk test (``newton.certify``) or, when exact, straight to the verifier.
+
+
+class FloatContext:
+    """The scalar context of :class:`~smtgrad.reference.intervals.Dual` over Python floats
+    (search numerics only: features of a draw, never a certificate)."""
+
+    @staticmethod
+    def mpf(value: Any) -> float:
+        return float(value)
+
+    @staticmethod
+    def exp(value: Any) -> float:
+        return math.exp(value)
+
+    @staticmethod
+    def log(value: Any) -> float:
+        return math.log(value)
+
+    @staticmethod
+    def ncdf(value: Any) -> float:
+        return 0.5 * (1 + math.erf(value / math.sqrt(2)))
+
+    @staticmethod
+    def npdf(value: Any) -> float:
+        return math.exp(-value * value / 2) / math.sqrt(2 * math.pi)
+
+
+#: The (loss, output activation) pairs the top-layer solve knows dL/dz and its Jacobian of.
+TOP_KINDS = {(LossKind.BCE, "sigmoid"), (LossKind.CROSS_ENTROPY, "softmax"),
+             (LossKind.MSE, "linear"), (LossKind.MSE, "tanh"), (LossKind.MSE, "sigmoid")}
+
+
+def top_unknowns(spec: Spec) -> list[Coordinate] | None:
+    """The output layer's entries solved for (those of the zero-gradient equations), or None
+    when the top-layer solve does not apply: an equation outside the output layer, a fixed
+    entry among them, or a loss/output pair it does not know."""
+    network = spec.network
+    last = network.depth
+    output = network.layers[-1].activation.name
+    if (spec.loss.kind, output) not in TOP_KINDS or last < 2:
+        return None
+    system = equations(spec)
+    if not system:
+        return None
+    for name, index in system:
+        if name not in (f"W{last}", f"b{last}") or spec.fixed_value(name, index) is not None:
+            return None
+    return list(system)
+
+
+def _delta(kind: tuple[LossKind, str], z: list[float], y: Any
+           ) -> tuple[list[float], list[list[float]]]:
+    """dL/dz of one sample (up to the loss's constant factor) and its Jacobian in z."""
+    loss, output = kind
+    size = len(z)
+    if loss is LossKind.CROSS_ENTROPY:
+        top = max(z)
+        exps = [math.exp(v - top) for v in z]
+        total = sum(exps)
+        p = [e / total for e in exps]
+        label = int(y)
+        delta = [p[k] - (1.0 if k == label else 0.0) for k in range(size)]
+        return delta, [[(p[k] if k == m else 0.0) - p[k] * p[m] for m in range(size)]
+                       for k in range(size)]
+    delta, diagonal = [], []
+    for v, t in zip(z, y, strict=True):
+        if output == "linear":
+            delta.append(v - t)
+            diagonal.append(1.0)
+            continue
+        h = 1 / (1 + math.exp(-v)) if output == "sigmoid" else math.tanh(v)
+        slope = h * (1 - h) if output == "sigmoid" else 1 - h * h
+        if loss is LossKind.BCE:
+            delta.append(h - t)
+            diagonal.append(slope)
+            continue
+        curve = slope * (1 - 2 * h) if output == "sigmoid" else -2 * h * slope
+        delta.append((h - t) * slope)
+        diagonal.append(slope * slope + (h - t) * curve)
+    return delta, [[diagonal[k] if k == m else 0.0 for m in range(size)] for k in range(size)]
+
+
+def _solve_dense(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
+    """Gaussian elimination with partial pivoting (small dense float systems)."""
+    n = len(rhs)
+    a = [[*row, value] for row, value in zip(matrix, rhs, strict=True)]
+    for column in range(n):
+        pivot = max(range(column, n), key=lambda r: abs(a[r][column]))
+        if abs(a[pivot][column]) < 1e-300:
+            return None
+        a[column], a[pivot] = a[pivot], a[column]
+        lead = a[column]
+        for r in range(column + 1, n):
+            factor = a[r][column] / lead[column]
+            if factor:
+                row = a[r]
+                for c in range(column, n + 1):
+                    row[c] -= factor * lead[c]
+    solution = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        total = a[r][n] - sum(a[r][c] * solution[c] for c in range(r + 1, n))
+        solution[r] = total / a[r][r]
+    return solution
+
+
+def solve_top(kind: tuple[LossKind, str], features: list[list[float]], targets: Sequence[Any],
+              theta: list[list[float]], unknowns: Sequence[tuple[int, int]],
+              iterations: int = 60) -> list[list[float]] | None:
+    """Damped Newton (Levenberg-Marquardt) on the output layer's zero-gradient equations.
+
+    ``features`` (M x H) are the last hidden layer's values, ``theta`` (K x (H + 1)) the
+    output layer [W | b] with its known entries, ``unknowns`` the (row, column) positions
+    solved for (as many as equations, the same positions). Returns theta at a root, or
+    None (no convergence: for logistic losses, separable data has no finite root).
+    """
+    extended = [[*row, 1.0] for row in features]
+    n = len(unknowns)
+
+    def system(values: list[list[float]]) -> tuple[list[float], list[list[float]]] | None:
+        f = [0.0] * n
+        jac = [[0.0] * n for _ in range(n)]
+        try:
+            for x, y in zip(extended, targets, strict=True):
+                z = [sum(w * v for w, v in zip(row, x, strict=True)) for row in values]
+                delta, dz = _delta(kind, z, y)
+                for r, (k, i) in enumerate(unknowns):
+                    f[r] += delta[k] * x[i]
+                    row = jac[r]
+                    for c, (q, j) in enumerate(unknowns):
+                        row[c] += dz[k][q] * x[i] * x[j]
+        except (OverflowError, ValueError):
+            return None
+        return f, jac
+
+    current = system(theta)
+    if current is None:
+        return None
+    f, jacobian = current
+    norm = max(abs(v) for v in f)
+    damping = 1e-9
+    for _ in range(iterations):
+        if norm < 1e-14:
+            return theta
+        step = _solve_dense([[v + (damping if r == c else 0.0) for c, v in enumerate(row)]
+                             for r, row in enumerate(jacobian)], f)
+        if step is None:
+            return None
+        factor = 1.0
+        for _ in range(30):
+            trial = [list(row) for row in theta]
+            for (k, j), s in zip(unknowns, step, strict=True):
+                trial[k][j] -= factor * s
+            if max(abs(trial[k][j]) for k, j in unknowns) > 60:
+                factor /= 2
+                continue
+            attempt = system(trial)
+            if attempt is not None and max(abs(v) for v in attempt[0]) < norm:
+                theta, (f, jacobian) = trial, attempt
+                norm = max(abs(v) for v in f)
+                damping = max(damping / 10, 1e-12)
+                break
+            factor /= 2
+        else:
+            damping *= 100
+            if damping > 1e6:
+                return None
+    return theta if norm < 1e-14 else None
+
+
+def _float(value: Any) -> float:
+    from smtgrad.reference.intervals import Dual
+
+    return float(value.value) if isinstance(value, Dual) else float(value)
+
+
+def float_evaluation(spec: Spec, point: Point) -> Evaluation:
+    """The network at a point in floats (search numerics: entries are float duals or
+    exact numbers; read them with :func:`_float`)."""
+    from smtgrad.reference.intervals import DualFunctions, _point_in
+
+    ctx = FloatContext()
+    lifted = _point_in(ctx, spec, point)
+    return evaluate(spec.network, spec.loss, spec.conventions, lifted.parameters,
+                    lifted.inputs, lifted.targets, DualFunctions(ctx))
+
+
+def float_features(spec: Spec, point: Point) -> list[list[float]]:
+    """The last hidden layer's values of every sample (floats) at a point."""
+    hidden = float_evaluation(spec, point).computed_activations[-2]
+    return [[_float(v) for v in row] for row in hidden]
+
+
+def plausible(spec: Spec, point: Point) -> bool:
+    """Numerically (floats): every block the query wants nonzero is clearly nonzero."""
+    try:
+        gradients = float_evaluation(spec, point).gradients
+    except (InexactValue, ZeroDivisionError, OverflowError, ValueError):
+        return False
+    shapes = spec.network.parameter_shapes()
+    for target in spec.query.nonzero:
+        block = gradients[target.block]
+        if max(abs(_float(entry_at(block, index))) for index in target.indices(shapes)) < 1e-9:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class TopCandidate:
+    """A draw with its output layer solved: exact (``box`` None: every value is exact) or
+    to be certified (``box``: float values of ``unknowns`` near a root)."""
+
+    point: Point
+    unknowns: tuple[Coordinate, ...]
+    values: tuple[float, ...]
+    exact: bool
+
+
+def _targets(spec: Spec, features: list[list[float]], rng: random.Random, alternate: bool
+             ) -> tuple[Any, ...]:
+    """Targets of a draw, fixed ones kept. Free labels (binary, class) either random or,
+    when ``alternate``, cycling along the samples sorted by a random projection of their
+    hidden features: data a logistic top layer cannot separate, so that its loss has a
+    finite minimiser (a root of the output layer's zero-gradient equations)."""
+    outputs = spec.network.outputs
+    samples = len(features)
+    order = list(range(samples))
+    if alternate:
+        direction = [rng.gauss(0, 1) for _ in features[0]] if features and features[0] else []
+        order.sort(key=lambda m: sum(d * v for d, v in zip(direction, features[m],
+                                                             strict=True)))
+    rank = {m: position for position, m in enumerate(order)}
+    offset = rng.randrange(max(outputs, 2))
+
+    def free_label(m: int, classes: int) -> Fraction:
+        if alternate:
+            return Fraction((rank[m] + offset) % classes)
+        return Fraction(rng.randrange(classes))
+
+    if spec.targets is TargetKind.CLASS:
+        return tuple(spec.fixed_value("Y", (m,)) if spec.fixed_value("Y", (m,)) is not None
+                     else free_label(m, outputs) for m in range(samples))
+
+    def label(m: int, k: int) -> Fraction:
+        known = spec.fixed_value("Y", (m, k))
+        if known is not None:
+            return Fraction(known)
+        if spec.targets is TargetKind.BINARY:
+            return free_label(m, 2)
+        if spec.targets is TargetKind.UNIT_INTERVAL:
+            return Fraction(rng.randint(1, 7), 8)
+        return Fraction(rng.randint(-8, 8), 4)
+
+    return tuple(tuple(label(m, k) for k in range(outputs)) for m in range(samples))
+
+
+def top_candidates(spec: Spec, samples: int, base: Fraction, seed: int = 0
+                   ) -> Iterator[TopCandidate | None]:
+    """One item per draw (None: the draw's top layer has no root): lower layers and inputs
+    from :func:`draws`, targets drawn, then the output layer solved (:func:`solve_top`)."""
+    unknowns = top_unknowns(spec)
+    if unknowns is None:
+        return
+    network = spec.network
+    last = network.depth
+    kind = (spec.loss.kind, network.layers[-1].activation.name)
+    hidden = network.layers[-2].units
+    rng = random.Random(seed + 1)
+    positions = [(index[0], index[1] if name.startswith("W") else hidden)
+                 for name, index in unknowns]
+    for number, candidate in enumerate(draws(spec, samples, base, seed)):
+        weights = [candidate.fixed[f"W{i}"] for i in range(1, last)]
+        biases = [candidate.fixed[f"b{i}"] for i in range(1, last)]
+        keep = max(1, samples - 2)
+        if hidden + 1 >= samples and hidden > keep and number % 4 >= 2:
+            # As many features as samples: the least-squares residuals of the top layer
+            # vanish unless the features are dependent, so copy some hidden units.
+            weights[-1] = _copied_rows(spec, f"W{last - 1}", weights[-1], keep)
+            biases[-1] = _copied_rows(spec, f"b{last - 1}", biases[-1], keep)
+
+        def top(name: str, index: tuple[int, ...]) -> Any:
+            known = spec.fixed_value(name, index)
+            if known is not None:
+                return known
+            if (name, index) in unknowns:
+                return Fraction(0)
+            return Fraction(rng.choice((-2, -1, 1, 2)))
+
+        shape = network.parameter_shapes()[f"W{last}"]
+        weights.append(tuple(tuple(top(f"W{last}", (k, j)) for j in range(shape[1]))
+                             for k in range(shape[0])))
+        biases.append(tuple(top(f"b{last}", (k,)) for k in range(shape[0])))
+        placeholder = (tuple(Fraction(0) for _ in range(samples))
+                       if spec.targets is TargetKind.CLASS else
+                       tuple(tuple(Fraction(0) for _ in range(network.outputs))
+                             for _ in range(samples)))
+        point = Point(Parameters(tuple(weights), tuple(biases)), candidate.fixed["X"],
+                      placeholder)
+        try:
+            features = float_features(spec, point)
+        except (InexactValue, ZeroDivisionError, OverflowError, ValueError):
+            yield None
+            continue
+        targets = _targets(spec, features, rng, alternate=number % 2 == 0)
+        point = dataclasses.replace(point, targets=targets)
+        theta = [[float(v) for v in row] + [float(b)]
+                 for row, b in zip(weights[-1], biases[-1], strict=True)]
+        y = ([float(v) for v in targets] if spec.targets is TargetKind.CLASS
+             else [[float(v) for v in row] for row in targets])
+        solved = solve_top(kind, features, y, theta, positions)
+        if solved is None:
+            yield None
+            continue
+        values = tuple(solved[k][j] for k, j in positions)
+        exact = (_exact_linear_top(spec, point, unknowns, positions) if kind[1] == "linear"
+                 else None)
+        solved_point = exact or point.with_values({c: Fraction(v) for c, v in
+                                                   zip(unknowns, values, strict=True)})
+        if not plausible(spec, solved_point):
+            yield None
+        elif exact is not None:
+            yield TopCandidate(exact, tuple(unknowns), values, True)
+        else:
+            yield TopCandidate(point, tuple(unknowns), values, False)
+
+
+def _copied_rows(spec: Spec, name: str, rows: tuple[Any, ...], keep: int) -> tuple[Any, ...]:
+    """Rows ``j >= keep`` replaced by row ``j mod keep`` (fixed entries kept)."""
+    result = []
+    for j, row in enumerate(rows):
+        source = rows[j % keep] if j >= keep else row
+        if isinstance(row, tuple):
+            result.append(tuple(value if spec.fixed_value(name, (j, i)) is None else known
+                                for i, (value, known) in enumerate(zip(source, row,
+                                                                       strict=True))))
+        else:
+            result.append(source if spec.fixed_value(name, (j,)) is None else row)
+    return tuple(result)
+
+
+def _exact_linear_top(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
+                      positions: Sequence[tuple[int, int]]) -> Point | None:
+    """MSE with a linear output: the output layer's zero gradients are the least-squares
+    normal equations, solved exactly over Q when the hidden values are rational."""
+    from smtgrad.methods.rank import solve_linear
+    from smtgrad.numbers.lognum import LatticeFunctions
+
+    network = spec.network
+    try:
+        evaluation = evaluate(network, spec.loss, spec.conventions, point.parameters,
+                              point.inputs, point.targets, LatticeFunctions(None))
+        hidden = [[Fraction(v) for v in row] for row in evaluation.computed_activations[-2]]
+    except (InexactValue, TypeError, ValueError, ZeroDivisionError):
+        return None
+    theta = [[Fraction(v) for v in row] + [Fraction(b)] for row, b in
+             zip(point.parameters.weights[-1], point.parameters.biases[-1], strict=True)]
+    extended = [[*row, Fraction(1)] for row in hidden]
+    targets = [[Fraction(v) for v in row] for row in point.targets]
+    column = {position: n for n, position in enumerate(positions)}
+    size = len(positions)
+    matrix = [[Fraction(0)] * size for _ in range(size)]
+    rhs = [Fraction(0)] * size
+    for row, (k, i) in enumerate(positions):
+        for x, y in zip(extended, targets, strict=True):
+            known = -y[k]
+            for j, value in enumerate(x):
+                if (k, j) in column:
+                    matrix[row][column[(k, j)]] += x[i] * value
+                else:
+                    known += theta[k][j] * value
+            rhs[row] -= known * x[i]
+    solved = solve_linear(matrix, rhs, size)
+    if solved is None:
+        return None
+    particular, basis = solved
+    for vector in basis:  # a singular system: move off the zeros a particular solution has
+        particular = [p + v for p, v in zip(particular, vector, strict=True)]
+    return point.with_values(dict(zip(unknowns, particular, strict=True)))
+
+
+def certify(spec: Spec, point: Point, unknowns: Sequence[Coordinate], values: Sequence[float],
+            steps: int = 6) -> tuple[Enclosure, ...] | None:
+    """A box around a float root that the Krawczyk test certifies, or None.
+
+    The root is first polished by Newton steps on the midpoints of arb balls at 256 bits
+    (search numerics: only :func:`~smtgrad.reference.intervals.krawczyk` certifies).
+    """
+    import flint
+
+    from smtgrad.reference.intervals import (
+        ArbContext,
+        _ball_point,
+        _exact_fraction,
+        _round,
+        _system,
+        krawczyk,
+    )
+
+    ctx = ArbContext()
+    current = [Fraction(v) for v in values]
+    with flint.ctx.workprec(256):
+        lifted = _ball_point(ctx, spec, point)
+        for _ in range(steps):
+            try:
+                f_values, jacobian, _ = _system(spec, lifted, unknowns, ctx,
+                                                [ctx.rational(v) for v in current])
+                f = flint.arb_mat([[ctx.mpf(v).mid()] for v in f_values])
+                j = flint.arb_mat([[ctx.mpf(v).mid() for v in row] for row in jacobian])
+                step = j.solve(f)
+            except (ZeroDivisionError, InexactValue, ValueError):
+                return None
+            change = [_exact_fraction(step[k, 0].mid()) for k in range(len(current))]
+            current = [c - d for c, d in zip(current, change, strict=True)]
+            scale = max(Fraction(1), *(abs(c) for c in current))
+            if max(abs(d) for d in change) < scale / 10**60:
+                break
+    for width in (Fraction(1, 10**30), Fraction(1, 10**20), Fraction(1, 10**12)):
+        box = []
+        for value in current:
+            centre = _round(value, down=True)
+            radius = width * max(Fraction(1), abs(centre))
+            box.append(Enclosure(_round(centre - radius, True), _round(centre + radius, False)))
+        ok, _ = krawczyk(spec, point, unknowns, box)
+        if ok:
+            return tuple(box)
+    return None
