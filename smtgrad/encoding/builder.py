@@ -610,7 +610,8 @@ class _Builder:
                                        for index in indices]))
 
     def symmetry(self, params: dict[str, Any], inputs: list[list[FNode]]) -> None:
-        """Symmetry breaking that keeps every answer (sat and unsat) the same.
+        """Symmetry breaking that keeps every answer of the exact encoding the same, and
+        keeps the abstraction sound for unsat.
 
         * Samples are exchangeable when nothing refers to a particular sample (no
           fixed X or Y, no assumptions): gradients are sums over samples, so any
@@ -619,13 +620,28 @@ class _Builder:
           blocks only and nothing fixes or constrains that layer's parameters:
           permuting units (rows of W_l and b_l, columns of W_{l+1}) permutes the
           gradients, so the biases can be taken sorted.
+        * Classes of a softmax output with class labels are exchangeable when nothing
+          fixes the labels or the output layer and the query names the output layer's
+          blocks whole: permuting classes (rows of W_L and b_L, the labels) permutes
+          dL/dW_L and dL/db_L and leaves every lower gradient (W_L^T r is unchanged)
+          and the loss as they are. So the labels can be taken in order of first
+          appearance (sample 0 has class 0; class k > 0 appears only after class
+          k - 1), which is compatible with sorted inputs (relabelling classes moves
+          no sample) and sorted biases (hidden units are another axis).
+
+        Each is a symmetry of the real problem, so every witness has an image that
+        satisfies the constraints; the abstraction is satisfied by every real witness
+        (with the true values of its fresh variables), hence by that image: its unsat
+        stays a proof without the abstraction itself being symmetric. Log lattices are
+        not symmetric in the classes (offsets relative to class 0) and get none of this.
         """
         spec = self.spec
-        if self.mode.kind is not ModeKind.EXACT or spec.assume:
+        if self.mode.kind is ModeKind.LATTICE or spec.assume:
             return
         if "X" not in spec.fixed and "Y" not in spec.fixed:
             for m in range(len(inputs) - 1):
                 self.assertions.append(LE(inputs[m][0], inputs[m + 1][0]))
+        self.class_order()
         if any(target.index is not None for target in (*spec.query.zero, *spec.query.nonzero)):
             return
         for layer in range(1, spec.network.depth):
@@ -635,6 +651,26 @@ class _Builder:
             bias = params[f"b{layer}"]
             for j in range(len(bias) - 1):
                 self.assertions.append(LE(bias[j], bias[j + 1]))
+
+    def class_order(self) -> None:
+        """Class labels in order of first appearance, where classes are exchangeable
+        (see :meth:`symmetry`)."""
+        spec = self.spec
+        depth = spec.network.depth
+        top = (f"W{depth}", f"b{depth}")
+        if (spec.targets is not TargetKind.CLASS or not spec.network.layers[-1].activation.vector
+                or any(name in spec.fixed for name in ("Y", *top))
+                or any(target.index is not None and target.block in top
+                       for target in (*spec.query.zero, *spec.query.nonzero))):
+            return
+        classes = spec.network.outputs
+        labels = [[Symbol(f"class_{m}_{k}", BOOL) for k in range(classes)]
+                  for m in range(self.samples)]
+        for m, row in enumerate(labels):
+            for k in range(1, classes):
+                self.assertions.append(Implies(row[k], Or([labels[n][k - 1]
+                                                           for n in range(m)])
+                                               if m else Bool(False)))
 
     def generic(self, params: dict[str, Any], inputs: list[list[FNode]],
                 pre: list[list[list[FNode]]]) -> None:
