@@ -11,9 +11,10 @@ Sat-only: a failed draw proves nothing.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -500,3 +501,244 @@ def certify(spec: Spec, point: Point, unknowns: Sequence[Coordinate], values: Se
         if ok:
             return tuple(box)
     return None
+
+
+# ----------------------------------------------------------------------------------------
+# Exact lattice witnesses for fixed-label outputs (hard labels, classes, fixed targets):
+# a few input sites, the output layer on the log lattice (every logit k*ln(beta), or
+# (k/2)*ln(beta) for tanh), so that each (site, label) pair adds an exact rational vector
+# to the output layer's gradient; the multiplicities of the pairs then solve a small
+# linear system A n = b over the non-negative integers (sum of counts = M, or the counts
+# of each fixed label). Witnesses with repeated inputs, so never for ``generic``.
+
+
+def _pair_vector(spec: Spec, parameters: Parameters, x: tuple[Any, ...], label: Any,
+                 unknowns: Sequence[Coordinate]) -> tuple[list[Any], list[list[Any]]] | None:
+    """One sample's gradient, exactly: the zero-queried output-layer entries, and the
+    entries of each block the query wants nonzero."""
+    shapes = spec.network.parameter_shapes()
+    try:
+        evaluation = evaluate(spec.network, spec.loss, spec.conventions, parameters, (x,),
+                              (label,), _lattice())
+        gradients = evaluation.gradients
+        zero = [Fraction(entry_at(gradients[name], index)) for name, index in unknowns]
+    except (InexactValue, TypeError, ValueError, ZeroDivisionError):
+        return None
+    nonzero = [[entry_at(gradients[target.block], index) for index in target.indices(shapes)]
+               for target in spec.query.nonzero]
+    return zero, nonzero
+
+
+def _labels(spec: Spec, samples: int) -> tuple[list[Any], dict[Any, int] | None] | None:
+    """The labels a site may take, and their required counts (fixed Y) or None (free)."""
+    outputs = spec.network.outputs
+    if spec.targets is TargetKind.CLASS:
+        if "Y" not in spec.fixed:
+            return [Fraction(k) for k in range(outputs)], None
+        fixed = [spec.fixed_value("Y", (m,)) for m in range(samples)]
+    else:
+        if "Y" not in spec.fixed:
+            if spec.targets is not TargetKind.BINARY:
+                return None
+            choices = list(itertools.product((Fraction(0), Fraction(1)), repeat=outputs))
+            return [tuple(c) for c in choices], None
+        fixed = [tuple(spec.fixed_value("Y", (m, k)) for k in range(outputs))
+                 for m in range(samples)]
+    if any(v is None or (isinstance(v, tuple) and None in v) for v in fixed):
+        return None
+    counts: dict[Any, int] = {}
+    for value in fixed:
+        counts[value] = counts.get(value, 0) + 1
+    return list(counts), counts
+
+
+def _rays(columns: list[list[Fraction]], limit: int) -> list[list[int]]:
+    """Primitive non-negative integer vectors n, each on a minimal set of columns, with
+    sum_j n_j columns[j] = 0 (at most ``limit`` column subsets per size, fixed order)."""
+    from smtgrad.methods.rank import solve_linear
+
+    rows = len(columns[0]) if columns else 0
+    width = len(columns)
+    rays: list[list[int]] = []
+    for size in range(2, min(width, rows + 1) + 1):
+        for subset in itertools.islice(itertools.combinations(range(width), size), limit):
+            matrix = [[columns[j][r] for j in subset] for r in range(rows)]
+            solved = solve_linear(matrix, [Fraction(0)] * rows, size)
+            if solved is None or len(solved[1]) != 1:
+                continue
+            vector = solved[1][0]
+            if all(v <= 0 for v in vector):
+                vector = [-v for v in vector]
+            if not all(v > 0 for v in vector):
+                continue
+            denominator = math.lcm(*(v.denominator for v in vector))
+            integers = [int(v * denominator) for v in vector]
+            divisor = math.gcd(*integers)
+            ray = [0] * width
+            for j, v in zip(subset, integers, strict=True):
+                ray[j] = v // divisor
+            if ray not in rays:
+                rays.append(ray)
+    return rays
+
+
+def _counts(columns: list[list[Fraction]], total: int, limit: int,
+            accept: Callable[[list[int]], bool]) -> list[int] | None:
+    """Non-negative integer multiplicities n with sum_j n_j columns[j] = 0 and sum n = total
+    that ``accept`` takes: a combination of the rays of :func:`_rays` (each tried as the
+    one that must be there, the others filling up to ``total``)."""
+    rays = [ray for ray in _rays(columns, limit) if sum(ray) <= total]
+    if not rays:
+        return None
+    sizes = [sum(ray) for ray in rays]
+    for first, ray in enumerate(rays):
+        # Fill the rest with multiples of rays: reachable totals by dynamic programming.
+        rest = total - sizes[first]
+        reach: dict[int, list[int]] = {0: []}
+        for value in range(1, rest + 1):
+            for index, size in enumerate(sizes):
+                if size <= value and value - size in reach:
+                    reach[value] = [*reach[value - size], index]
+                    break
+        if rest not in reach:
+            continue
+        counts = list(ray)
+        for index in reach[rest]:
+            counts = [c + r for c, r in zip(counts, rays[index], strict=True)]
+        if accept(counts):
+            return counts
+    return None
+
+
+def lattice_sites(spec: Spec, samples: int, base: Fraction, seed: int = 0
+                  ) -> Iterator[Point | None]:
+    """Exact candidates (one item per draw, None for a miss): sites and labels with
+    multiplicities that zero the output layer's gradient exactly on the log lattice."""
+    unknowns = top_unknowns(spec)
+    labels = _labels(spec, samples)
+    network = spec.network
+    if (unknowns is None or labels is None or spec.generic or "X" in spec.fixed
+            or network.layers[-1].activation.identity):
+        return
+    choices, required = labels
+    last = network.depth
+    half = network.layers[-1].activation.name == "tanh"
+    rng = random.Random(seed + 2)
+    shape = network.parameter_shapes()[f"W{last}"]
+    for number, candidate in enumerate(draws(spec, samples, base, seed + 3)):
+        sites_wanted = 3 + number % max(2, len(unknowns) - 1)
+        rows = list(dict.fromkeys(
+            tuple(Fraction(rng.randint(-3, 3)) for _ in range(network.inputs))
+            for _ in range(sites_wanted)))
+        weights = [candidate.fixed[f"W{i}"] for i in range(1, last)]
+        biases = [candidate.fixed[f"b{i}"] for i in range(1, last)]
+        placeholder = Parameters((*weights, tuple((Fraction(0),) * shape[1]
+                                                  for _ in range(shape[0]))),
+                                 (*biases, (Fraction(0),) * shape[0]))
+        try:
+            features = [[Fraction(v) for v in evaluate(
+                network, spec.loss, spec.conventions, placeholder, (x,),
+                ((Fraction(0),) if spec.targets is TargetKind.CLASS
+                 else ((Fraction(0),) * network.outputs,)),
+                _lattice()).computed_activations[-2][0]] for x in rows]
+        except (InexactValue, TypeError, ValueError, ZeroDivisionError):
+            yield None
+            continue
+        # Output weights k * lcm(denominators) * ln(beta): every logit on the lattice.
+        scale = [math.lcm(*(f[j].denominator for f in features)) for j in range(shape[1])]
+        if max(scale, default=1) > 12:
+            yield None
+            continue
+
+        unit = Fraction(1, 2) if half else Fraction(1)
+
+        def multiplier(name: str, index: tuple[int, ...], factor: int) -> Any:
+            """q with the entry q * ln(beta), or the fixed value itself."""
+            known = spec.fixed_value(name, index)
+            if known is not None:
+                return known
+            k = rng.choice((-3, -2, -1, 1, 2, 3)) if name.startswith("W") else rng.randint(
+                -3, 3)
+            return k * factor * unit  # noqa: B023
+
+        for _ in range(20):  # logits within 4 steps of 0: small rationals, small counts
+            q_weights = [[multiplier(f"W{last}", (k, j), scale[j]) for j in range(shape[1])]
+                         for k in range(shape[0])]
+            q_biases = [multiplier(f"b{last}", (k,), 1) for k in range(shape[0])]
+            if all(isinstance(v, Fraction | int) for row in q_weights for v in row) and all(
+                    isinstance(v, Fraction | int) for v in q_biases) and all(
+                    abs(sum((w * a for w, a in zip(row, f, strict=True)), start=b)) <= 4
+                    for f in features for row, b in zip(q_weights, q_biases, strict=True)):
+                break
+        else:
+            yield None
+            continue
+        top_weights = tuple(tuple(LogNumber((0, q), base) if q else Fraction(0)
+                                  for q in row) for row in q_weights)
+        top_biases = tuple(LogNumber((0, q), base) if q else Fraction(0) for q in q_biases)
+        parameters = Parameters((*weights, top_weights), (*biases, top_biases))
+        pairs = [(x, label) for x in rows for label in choices]
+        vectors = [_pair_vector(spec, parameters, x, label, unknowns) for x, label in pairs]
+        if any(v is None for v in vectors):
+            yield None
+            continue
+        columns = [v[0] for v in vectors if v is not None]
+        lower = [v[1] for v in vectors if v is not None]
+        if required is not None:  # each fixed label's count: sum over its pairs
+            order = list(required)
+            total = samples
+
+        def alive(counts: list[int], lower: list[list[list[Any]]] = lower) -> bool:
+            """Every block the query wants nonzero has a nonzero entry (exactly)."""
+            for block in range(len(spec.query.nonzero)):
+                entries = zip(*(lower[j][block] for j in range(len(counts)) if counts[j]),
+                              strict=True)
+                weighted = [sum((c * v for c, v in zip(
+                    (n for n in counts if n), entry, strict=True)), start=Fraction(0))
+                    for entry in entries]
+                if all(_is_zero(v) for v in weighted):
+                    return False
+            return True
+
+        if required is not None:
+            # Fixed labels: the counts of each label are given; as homogeneous equations,
+            # count_y * (sum of all n) - total * (sum of the n of label y) = 0.
+            columns = [[*v, *(Fraction(required[y] - (total if label == y else 0))
+                              for y in order)]
+                       for v, (_, label) in zip(columns, pairs, strict=True)]
+        counts = _counts(columns, samples, 60, alive)
+        if counts is None:
+            yield None
+            continue
+        inputs: list[tuple[Any, ...]] = []
+        targets: list[Any] = []
+        if required is None:
+            for (x, label), count in zip(pairs, counts, strict=True):
+                inputs += [x] * count
+                targets += [label] * count
+        else:
+            pools: dict[Any, list[tuple[Any, ...]]] = {}
+            for (x, label), count in zip(pairs, counts, strict=True):
+                pools.setdefault(label, []).extend([x] * count)
+            fixed_labels = [spec.fixed_value("Y", (m,)) if spec.targets is TargetKind.CLASS
+                            else tuple(spec.fixed_value("Y", (m, k))
+                                       for k in range(network.outputs))
+                            for m in range(samples)]
+            for label in fixed_labels:
+                inputs.append(pools[label].pop())
+                targets.append(label)
+        yield Point(parameters, tuple(inputs), tuple(targets))
+
+
+def _is_zero(value: Any) -> bool:
+    """Exactly zero (a Fraction or a closed form; an undecidable value counts as zero)."""
+    try:
+        return bool(value == 0)
+    except (InexactValue, TypeError):
+        return True
+
+
+def _lattice() -> Any:
+    from smtgrad.numbers.lognum import LatticeFunctions
+
+    return LatticeFunctions(None)
