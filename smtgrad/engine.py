@@ -23,7 +23,7 @@ from typing import Any
 
 from smtgrad.backends import require_backend
 from smtgrad.errors import InternalError
-from smtgrad.methods import LEMMAS, SMOOTH, Context, Outcome, Problem, portfolio
+from smtgrad.methods import LEMMAS, SMOOTH, UNLIMITED, Context, Outcome, Problem, portfolio
 from smtgrad.methods import SolveOptions as SolveOptions  # re-exported: the public API
 from smtgrad.methods import WitnessRejected as WitnessRejected  # re-exported (exit 4)
 from smtgrad.methods import reduction_bound as reduction_bound  # re-exported
@@ -123,7 +123,7 @@ class _Engine:
 
     def solve_at(self, samples: int) -> Outcome:
         problem = self.problem(self.spec, samples)
-        proof = LEMMAS.run(problem, None) if LEMMAS.applies(problem) else None
+        proof = LEMMAS.run(problem, UNLIMITED) if LEMMAS.applies(problem) else None
         if proof is None:
             return self.decide(samples)
         if not self.options.cross_check:
@@ -153,7 +153,7 @@ class _Engine:
                 break
             if not (step.method.applies(problem) and step.when(problem)):
                 continue
-            outcome = step.method.run(problem, step.budget(self.context))
+            outcome = step.method.run(problem, step.budget)
             if outcome is None:
                 continue
             if outcome.verdict is not Verdict.UNKNOWN:

@@ -153,7 +153,8 @@ def test_unknown_exit_code_from_the_backend(runner: CliRunner, monkeypatch: Any)
     from smtgrad.backends import SolverAnswer, SolverStatus
     from smtgrad.backends.z3_backend import Z3Backend
 
-    def give_up(self: Any, formula: Any, timeout: float | None) -> SolverAnswer:
+    def give_up(self: Any, formula: Any, timeout: float | None,
+                work: int | None = None) -> SolverAnswer:
         return SolverAnswer(SolverStatus.UNKNOWN, reason="z3: forced unknown")
 
     monkeypatch.setattr(Z3Backend, "solve", give_up)

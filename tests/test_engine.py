@@ -185,7 +185,8 @@ def test_range_reports_every_unsat() -> None:
 
 
 def _forced(status: SolverStatus) -> Any:
-    def answer(self: Any, formula: Any, timeout: float | None) -> SolverAnswer:
+    def answer(self: Any, formula: Any, timeout: float | None,
+               work: int | None = None) -> SolverAnswer:
         return SolverAnswer(status, reason="forced")
 
     return answer

@@ -394,7 +394,8 @@ def test_cross_check_disagreement_is_unknown(monkeypatch: pytest.MonkeyPatch) ->
     from smtgrad.backends import SolverAnswer, SolverStatus
     from smtgrad.backends.cvc5_backend import Cvc5Backend
 
-    def unsure(self: object, formula: object, timeout: float | None) -> SolverAnswer:
+    def unsure(self: object, formula: object, timeout: float | None,
+               work: int | None = None) -> SolverAnswer:
         return SolverAnswer(SolverStatus.UNKNOWN, reason="planted: cvc5 gave up")
 
     monkeypatch.setattr(Cvc5Backend, "solve", unsure)

@@ -66,6 +66,12 @@ class Model(Protocol):
         ...
 
 
+#: z3 resource units (``rlimit``) in about one second of an idle core of the reference
+#: machine (measured 2-3M on the exact encodings). Work budgets are written in these
+#: "solver seconds"; what is counted is the units, never the clock.
+Z3_UNITS_PER_SECOND = 2_000_000
+
+
 @dataclass(frozen=True)
 class SolverAnswer:
     """A solver's status, model (when sat) and reason (when unknown)."""
@@ -74,6 +80,8 @@ class SolverAnswer:
     model: Model | None = None
     reason: str = ""
     seconds: float = 0.0
+    #: Resource units the solver spent (z3's ``rlimit count``), when it reports them.
+    work: int | None = None
 
 
 class Backend(Protocol):
@@ -85,8 +93,11 @@ class Backend(Protocol):
         """Solver name and version, e.g. 'z3 4.15.0'."""
         ...
 
-    def solve(self, formula: FNode, timeout: float | None) -> SolverAnswer:
-        """Decide ``formula``; give up with UNKNOWN after ``timeout`` seconds."""
+    def solve(self, formula: FNode, timeout: float | None,
+              work: int | None = None) -> SolverAnswer:
+        """Decide ``formula``; give up with UNKNOWN after ``timeout`` seconds or after
+        ``work`` resource units (z3 ``rlimit``, cvc5 ``rlimit-per``: counted steps, so
+        the same answer on an idle and a busy machine)."""
         ...
 
 

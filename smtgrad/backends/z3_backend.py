@@ -94,7 +94,8 @@ class Z3Backend:
     def version(self) -> str:
         return f"z3 {z3.get_version_string()}"
 
-    def solve(self, formula: FNode, timeout: float | None) -> SolverAnswer:
+    def solve(self, formula: FNode, timeout: float | None,
+              work: int | None = None) -> SolverAnswer:
         """Convert and check ``formula`` in a worker thread; the calling thread only waits.
 
         Every z3 call before the answer happens in the worker: a KeyboardInterrupt
@@ -129,6 +130,9 @@ class Z3Backend:
             solver = z3.Solver(ctx=context)
             for key, value in SOLVER_SETTINGS.items():
                 solver.set(key, value)
+            if work is not None:
+                # Counted per check in this fresh context: deterministic, unlike time.
+                solver.set("rlimit", max(1, work))
             solver.add(converter.convert(formula))
             built.append((solver, converter))
             if deadline is not None:
@@ -170,12 +174,25 @@ class Z3Backend:
                                 seconds=seconds)
         result = outcome[0]
         ((solver, converter),) = built
+        used = _rlimit_count(solver)
         if result == z3.sat:
             return SolverAnswer(SolverStatus.SAT, model=_Z3Model(solver.model(), converter),
-                                seconds=seconds)
+                                seconds=seconds, work=used)
         if result == z3.unsat:
-            return SolverAnswer(SolverStatus.UNSAT, seconds=seconds)
+            return SolverAnswer(SolverStatus.UNSAT, seconds=seconds, work=used)
         reason = solver.reason_unknown()
         if (reason in ("timeout", "canceled") or interrupted) and timeout is not None:
             reason = f"timeout after {timeout:g} s"
-        return SolverAnswer(SolverStatus.UNKNOWN, reason=f"z3: {reason}", seconds=seconds)
+        elif work is not None and used is not None and used >= work:
+            reason = f"work limit of {work} resource units reached"
+        return SolverAnswer(SolverStatus.UNKNOWN, reason=f"z3: {reason}", seconds=seconds,
+                            work=used)
+
+
+def _rlimit_count(solver: z3.Solver) -> int | None:
+    """The resource units the last check spent (z3's ``rlimit count`` statistic)."""
+    try:
+        statistics = solver.statistics()
+        return int(statistics.get_key_value("rlimit count"))
+    except (z3.Z3Exception, KeyError):
+        return None

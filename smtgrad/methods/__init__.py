@@ -1,10 +1,20 @@
 """Methods and the portfolios the engine runs, in order, at each M.
 
-A portfolio is declarative: each :class:`Step` names a method, its time budget
-(a share of what remains, capped; or a fixed number of seconds) and an optional
-condition. The engine runs the steps in order and stops at the first sat or
-unsat; unknown outcomes contribute their reasons. To add a method: write a
-:class:`~smtgrad.methods.base.Method` and put a step for it in a portfolio here.
+A portfolio is declarative: each :class:`Step` names a method, its budget in
+counted work (draws, starts, solver resource units; see
+:class:`~smtgrad.methods.base.Budget`) and an optional condition. The engine
+runs the steps in order and stops at the first sat or unsat; unknown outcomes
+contribute their reasons. The only clock is the solve's deadline, so the steps
+run, and answer, the same on an idle and on a busy machine: a load only makes
+the deadline arrive earlier in the schedule (issue 18).
+
+The schedules alternate cheap incomplete searches with the complete solver in
+growing rounds (Luby-style doubling, a few rounds): a witness the search finds
+in its first hundred draws is never queued behind a solver call that cannot
+end, and the solver still gets the rest of the time at the end.
+
+To add a method: write a :class:`~smtgrad.methods.base.Method` and put a step
+for it in a portfolio here.
 """
 
 from __future__ import annotations
@@ -14,6 +24,8 @@ from dataclasses import dataclass
 
 from smtgrad.encoding.modes import is_smooth
 from smtgrad.methods.base import (
+    UNLIMITED,
+    Budget,
     Context,
     Method,
     Outcome,
@@ -21,9 +33,9 @@ from smtgrad.methods.base import (
     Proves,
     SolveOptions,
     WitnessRejected,
+    solver_seconds,
 )
 from smtgrad.methods.exact import (
-    SMALL_M_FAST_PATH_SECONDS,
     ExactSMT,
     FastPath,
     FullyFixed,
@@ -50,35 +62,34 @@ def _always(problem: Problem) -> bool:
 
 @dataclass(frozen=True)
 class Step:
-    """One method in a portfolio, with its budget: ``seconds`` flat, or ``share`` of the
-    remaining time capped at ``cap`` seconds, or (neither) the rest of the deadline."""
+    """One method in a portfolio with its budget: ``work`` counted units of the method's
+    kind (None: until the deadline)."""
 
     method: Method
-    share: float | None = None
-    cap: float | None = None
-    seconds: float | None = None
+    work: int | None = None
     when: Callable[[Problem], bool] = _always
 
-    def budget(self, context: Context) -> float | None:
-        if self.seconds is not None:
-            return self.seconds
-        if self.share is not None and self.cap is not None:
-            return context.slice(self.share, self.cap)
-        return context.remaining()
+    @property
+    def budget(self) -> Budget:
+        return UNLIMITED if self.work is None else Budget(self.work)
 
 
-#: Piecewise-linear networks with MSE. Small problems: a few fast-path draws
-#: (milliseconds when sat), then the complete solver, which is quick there and settles
-#: unsat at once; then a longer fast path, then the solver with the rest of the time.
+#: Piecewise-linear networks with MSE. The fast path's budgets are draws, the solver's
+#: are resource units (``solver_seconds(s)``: about s idle seconds of z3, counted, not
+#: timed). Small problems: a few draws, then a short solver call, which settles most
+#: of them; then rounds of 200 and 2000 draws between growing solver calls; the solver
+#: keeps the rest of the deadline at the end.
 PIECEWISE: tuple[Step, ...] = (
     Step(FullyFixed()),
-    # Complete on its family (fixed data, stationary points, one hidden layer): most of
-    # the time; the solver keeps a tenth in case the enumeration is cut short.
-    Step(FixedDataPatterns(), share=0.9, cap=1e9),
-    Step(SampleReduction(), share=0.5, cap=30.0),
-    Step(FastPath(), seconds=SMALL_M_FAST_PATH_SECONDS, when=small),
-    Step(ExactSMT(), share=0.25, cap=1.0, when=small),
-    Step(FastPath(), seconds=0.5),
+    # Complete on its family (fixed data, stationary points, one hidden layer), and much
+    # faster there than the solver (bench/landscape.md): the whole deadline.
+    Step(FixedDataPatterns()),
+    Step(SampleReduction(), work=solver_seconds(30)),
+    Step(FastPath(), work=10, when=small),
+    Step(ExactSMT(), work=solver_seconds(1), when=small),
+    Step(FastPath(), work=200),
+    Step(ExactSMT(), work=solver_seconds(4)),
+    Step(FastPath(), work=2000),
     Step(ExactSMT()),
 )
 
@@ -86,10 +97,10 @@ PIECEWISE: tuple[Step, ...] = (
 #: lattices, then certified enclosures, for witnesses; the full abstraction last.
 SMOOTH: tuple[Step, ...] = (
     Step(FullyFixed()),
-    Step(Abstraction(), share=0.15, cap=3.0),
-    Step(ConcretisedLattice(), share=0.35, cap=30.0),
-    Step(Lattices()),
-    Step(Enclosure(), share=0.6, cap=60.0),
+    Step(Abstraction(), work=solver_seconds(3)),
+    Step(ConcretisedLattice(), work=200),
+    Step(Lattices(), work=solver_seconds(4)),
+    Step(Enclosure(), work=40),
     Step(AbstractionRetry()),
 )
 
@@ -101,6 +112,7 @@ def portfolio(spec: Spec) -> tuple[Step, ...]:
     return SMOOTH if is_smooth(spec) or spec.loss.kind is not LossKind.MSE else PIECEWISE
 
 
-__all__ = ["LEMMAS", "PIECEWISE", "SMOOTH", "Context", "Method", "Outcome", "Problem",
+__all__ = ["LEMMAS", "PIECEWISE", "SMOOTH", "UNLIMITED", "Budget", "Context", "Method",
+           "Outcome", "Problem",
            "Proves", "SolveOptions", "Step", "WitnessRejected", "portfolio", "reducible",
            "reduction_bound"]

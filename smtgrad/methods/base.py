@@ -1,8 +1,11 @@
 """What a method is, what it returns, and the per-solve context it runs in.
 
 A :class:`Method` declares what it can prove (:class:`Proves`), whether it
-applies to a problem, and runs within a time budget, returning an
-:class:`Outcome` (or None: nothing found, nothing proved). Methods never decide
+applies to a problem, and runs within a :class:`Budget` of counted work (draws,
+starts, solver resource units; never seconds: the only clock is the solve's
+deadline), returning an :class:`Outcome` (or None: nothing found, nothing
+proved). Counted work makes a verdict and its witness a function of the spec,
+the options and the version, not of how busy the machine is. Methods never decide
 the final verdict: the engine does (:mod:`smtgrad.engine`). Every candidate
 witness goes through the verifier here (:meth:`Context.judged`): a refuted one
 is a bug (:class:`WitnessRejected`), an undecided one is unknown.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from enum import Flag
 from typing import ClassVar
 
-from smtgrad.backends import Backend, get_backend
+from smtgrad.backends import Z3_UNITS_PER_SECOND, Backend, get_backend
 from smtgrad.errors import InternalError
 from smtgrad.reference.verify import Status, Verification, verify
 from smtgrad.reference.witness import Witness
@@ -62,6 +65,60 @@ class SolveOptions:
     lemmas: bool = True
 
 
+SOLVER_UNITS_PER_SECOND = Z3_UNITS_PER_SECOND
+
+
+def solver_seconds(seconds: float) -> int:
+    """A solver work budget of about ``seconds`` idle seconds, in resource units."""
+    return int(seconds * SOLVER_UNITS_PER_SECOND)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a method may do at one step: ``work`` counted units of the method's own
+    kind (draws for searches, Newton starts, solver resource units for SMT), or None:
+    until the solve's deadline. There is no seconds field on purpose."""
+
+    work: int | None = None
+
+    def draws(self, default: int) -> int:
+        return default if self.work is None else self.work
+
+
+UNLIMITED = Budget()
+
+
+class Effort:
+    """How far each method got in one solve, for the reason of an unknown that a
+    deadline cut short ("rank criterion: 137 of 200 draws; z3: 4.1M resource units")."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list[float]] = {}
+        self._units: dict[str, str] = {}
+
+    def add(self, what: str, done: float, unit: str, planned: float | None = None) -> None:
+        entry = self._entries.setdefault(what, [0.0, 0.0])
+        entry[0] += done
+        entry[1] += planned if planned is not None else done
+        self._units[what] = unit
+
+    def summary(self) -> str:
+        parts = []
+        for what, (done, planned) in self._entries.items():
+            unit = self._units[what]
+            amount = f"{_count(done)} {unit}"
+            if planned > done:
+                amount = f"{_count(done)} of {_count(planned)} {unit}"
+            parts.append(f"{what}: {amount}")
+        return "; ".join(parts)
+
+
+def _count(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    return f"{value:g}" if value != int(value) else str(int(value))
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one method established at one M."""
@@ -90,6 +147,8 @@ class Context:
         #: What the solve holds until it ends (smtgrad's pysmt environment, once pushed).
         self.resources = contextlib.ExitStack()
         self._environment_pushed = False
+        #: Work done per method (reported when the deadline ends the solve).
+        self.effort = Effort()
 
     def smt_environment(self) -> None:
         """Work in smtgrad's own pysmt environment from here to the end of the solve
@@ -109,13 +168,6 @@ class Context:
         remaining = self.remaining()
         return remaining is not None and remaining <= 0
 
-    def slice(self, share: float, cap: float) -> float | None:
-        """A time slice: ``share`` of what remains, at most ``cap`` seconds."""
-        remaining = self.remaining()
-        if remaining is None:
-            return cap
-        return max(0.05, min(cap, remaining * share))
-
     @property
     def backend(self) -> Backend:
         if self._backend is None:
@@ -127,7 +179,9 @@ class Context:
         return verify(spec, witness)
 
     def timeout_reason(self) -> str:
-        return f"timeout after {self.options.timeout:g} s"
+        effort = self.effort.summary()
+        return f"timeout after {self.options.timeout:g} s" + (
+            f" (work done: {effort})" if effort else "")
 
     def judged(self, spec: Spec, witness: Witness, method: str, solver: str,
                check: Verification | None = None) -> Outcome:
@@ -169,6 +223,6 @@ class Method(ABC):
         return True
 
     @abstractmethod
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
         """An outcome (sat, unsat or unknown with a reason), or None when the method found
-        nothing worth reporting. ``budget`` is seconds (None: until the deadline)."""
+        nothing worth reporting, within ``budget`` (counted work) and the deadline."""

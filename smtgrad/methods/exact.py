@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from fractions import Fraction
 from math import prod
 
 from smtgrad.methods import rank, toplayer
-from smtgrad.methods.base import Method, Outcome, Problem, Proves
+from smtgrad.methods.base import UNLIMITED, Budget, Method, Outcome, Problem, Proves
 from smtgrad.methods.lemmas import structural_proof
 from smtgrad.methods.smt import SmtRunner
 from smtgrad.reference.verify import Status, Verification
@@ -19,8 +18,8 @@ from smtgrad.spec import LossKind, Spec, TargetKind, Verdict
 #: Up to this M the complete solver runs right after a short fast-path search.
 SMALL_M = 4
 
-#: Seconds of fast-path draws before the complete solver at M <= SMALL_M.
-SMALL_M_FAST_PATH_SECONDS = 0.03
+#: Fast-path draws of a step whose budget says "until the deadline".
+DEFAULT_DRAWS = 200
 
 
 class FullyFixed(Method):
@@ -32,7 +31,7 @@ class FullyFixed(Method):
     def applies(self, problem: Problem) -> bool:
         return fixed_witness(problem.spec, problem.samples) is not None
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
         spec, samples = problem.spec, problem.samples
         candidate = fixed_witness(spec, samples)
         assert candidate is not None
@@ -60,7 +59,7 @@ class StructuralLemmas(Method):
     def applies(self, problem: Problem) -> bool:
         return problem.context.options.lemmas
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
         # The lemmas read the network, query and conventions, not the spec's M.
         proof = structural_proof(problem.spec, problem.samples)
         if proof is None:
@@ -124,30 +123,33 @@ class FastPath(Method):
     def applies(self, problem: Problem) -> bool:
         return problem.context.options.fast_path
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
-        spec, samples = problem.spec, problem.samples
-        budget = 0.5 if budget is None else budget
-        remaining = problem.context.remaining()
-        if remaining is not None:
-            budget = min(budget, remaining / 4)
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
+        spec, samples, context = problem.spec, problem.samples, problem.context
+        draws = budget.draws(DEFAULT_DRAWS)
+        # Each fast-path step of a portfolio continues the draw sequence of the last one
+        # (new draws, growing magnitudes), so the rounds never repeat work.
+        first = problem.hints.get("fast path draws", 0)
+        assert isinstance(first, int)
+        problem.hints["fast path draws"] = first + draws
         found: list[Verification] = []
 
         def accept(witness: Witness) -> bool:
-            check = problem.context.verify(spec, witness)
+            check = context.verify(spec, witness)
             if check.accepted:
                 found.append(check)
             return check.accepted
 
         solver = "smtgrad exact linear algebra"
-        start = time.perf_counter()
+        deadline = context.deadline
         second = toplayer.applicable(spec)
-        rank_share = budget / 2 if second and rank.applicable(spec) else budget
-        witness = rank.search(spec, samples, start + rank_share, accept=accept)
+        witness = rank.search(spec, samples, deadline, attempts=draws, first=first,
+                              accept=accept, effort=context.effort)
         if witness is not None:
             return Outcome(Verdict.SAT, "rank criterion (exact linear algebra on residuals)",
                            solver, witness=witness, verification=found[-1])
         if second:
-            witness = toplayer.search(spec, samples, start + budget, accept=accept)
+            witness = toplayer.search(spec, samples, deadline, attempts=2 * draws,
+                                      first=2 * first, accept=accept, effort=context.effort)
             if witness is not None:
                 return Outcome(Verdict.SAT, "output layer solved exactly on biased draws "
                                "(zeros, repeated inputs and kinks allowed)", solver,
@@ -162,8 +164,8 @@ class ExactSMT(Method):
     name = "exact encoding"
     proves = Proves.BOTH
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
-        return SmtRunner(problem.context).solve(problem.spec, problem.samples, budget=budget)
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
+        return SmtRunner(problem.context).solve(problem.spec, problem.samples, work=budget.work)
 
 
 def _pad(witness: Witness, spec: Spec, samples: int) -> Witness:
@@ -189,12 +191,12 @@ class SampleReduction(Method):
     def applies(self, problem: Problem) -> bool:
         return reducible(problem)
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
         spec, samples, context = problem.spec, problem.samples, problem.context
         bound = _bound(problem)
         assert bound is not None
         context.progress(f"M={samples}: reducing to M={bound} (sample-reduction lemma)")
-        reduced = SmtRunner(context).solve(spec.with_samples(bound), bound, budget=budget)
+        reduced = SmtRunner(context).solve(spec.with_samples(bound), bound, work=budget.work)
         if reduced.verdict is Verdict.UNSAT:
             return dataclasses.replace(reduced, all_samples=True, reason=(
                 f"{reduced.reason}; by sample reduction every witness reduces to at most "
@@ -202,7 +204,7 @@ class SampleReduction(Method):
         if reduced.verdict is Verdict.SAT and reduced.witness is not None:
             if context.options.fast_path:
                 # Sat is settled; prefer a witness with distinct samples to a padded one.
-                fast = FastPath().run(problem, None)
+                fast = FastPath().run(problem, UNLIMITED)
                 if fast is not None:
                     return fast
             padded = _pad(reduced.witness, spec, samples)

@@ -185,7 +185,7 @@ class Found:
     box: tuple[Enclosure, ...]
 
 
-def search(spec: Spec, samples: int, starts: Sequence[Point], deadline: float,
+def search(spec: Spec, samples: int, starts: Sequence[Point], deadline: float | None,
            seed: int = 0, accept: Callable[[Found], bool] | None = None) -> Found | None:
     """Newton from each start, then a square subsystem, then the Krawczyk test."""
     import mpmath
@@ -203,7 +203,7 @@ def search(spec: Spec, samples: int, starts: Sequence[Point], deadline: float,
     try:
         for number, start in enumerate(starts):
             for attempt in range(6 if number == 0 else 2):
-                if time.perf_counter() > deadline:
+                if deadline is not None and time.perf_counter() > deadline:
                     return None
                 initial = []
                 for coordinate in free:
@@ -248,7 +248,7 @@ def _certify_subset(spec: Spec, start: Point, free: Sequence[Coordinate], soluti
 
 
 def _certify_near(spec: Spec, start: Point, free: Sequence[Coordinate], solution: list[Any],
-                  equations: Sequence[Coordinate], deadline: float) -> Found | None:
+                  equations: Sequence[Coordinate], deadline: float | None) -> Found | None:
     import mpmath
 
     mp = mpmath.mp
@@ -260,7 +260,7 @@ def _certify_near(spec: Spec, start: Point, free: Sequence[Coordinate], solution
     candidates = itertools.islice(itertools.combinations(range(len(free)), n), 400)
     scored = []
     for subset in candidates:
-        if time.perf_counter() > deadline:
+        if deadline is not None and time.perf_counter() > deadline:
             return None
         sub = mpmath.matrix([[j[r, c] for c in subset] for r in range(n)])
         try:
@@ -272,7 +272,7 @@ def _certify_near(spec: Spec, start: Point, free: Sequence[Coordinate], solution
         if determinant < 1e-12:
             break
         for denominator in (4, 16, 100, 1000, 10**6):
-            if time.perf_counter() > deadline:
+            if deadline is not None and time.perf_counter() > deadline:
                 return None
             found = _certify_subset(spec, start, free, solution, subset, denominator,
                                     deadline)

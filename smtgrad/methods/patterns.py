@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.methods.base import Method, Outcome, Problem, Proves
+from smtgrad.methods.base import Budget, Method, Outcome, Problem, Proves
 from smtgrad.numbers.expr import (
     BinOp,
     BoolConst,
@@ -828,13 +828,12 @@ class FixedDataPatterns(Method):
             return False
         return True
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
+        # Complete and deterministic: it enumerates until done or until the deadline.
         context = problem.context
         landscape = landscape_problem(problem.spec)
         start = time.perf_counter()
-        deadline = None if budget is None else start + budget
-        if context.deadline is not None:
-            deadline = context.deadline if deadline is None else min(deadline, context.deadline)
+        deadline = context.deadline
         tally = Tally()
         uncertified = 0
         solver = "exact least squares + z3 QF_LRA"
@@ -864,7 +863,7 @@ class FixedDataPatterns(Method):
         if not tally.complete:
             return Outcome(Verdict.UNKNOWN, self.name, solver, reason=(
                 f"patterns: {tally.examined} of {tally.total} sets of live units examined "
-                f"before the time limit ({tally.pruned} pruned by the loss or predictions, "
+                f"before the deadline ({tally.pruned} pruned by the loss or predictions, "
                 f"{tally.infeasible} not realisable, {tally.stationary} stationary)"))
         if uncertified:
             return Outcome(Verdict.UNKNOWN, self.name, solver, reason=(

@@ -24,6 +24,7 @@ from math import gcd, lcm
 from operator import mul
 from typing import Any
 
+from smtgrad.methods.base import Effort
 from smtgrad.numbers import integral_as_int, rational_fractions
 from smtgrad.reference.network import (
     RATIONAL,
@@ -575,8 +576,9 @@ def complete(spec: Spec, parameters: Parameters, inputs: tuple[tuple[Any, ...], 
                              inputs, runs, accept)
 
 
-def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed: int = 0,
-           accept: Callable[[Witness], bool] | None = None) -> Witness | None:
+def search(spec: Spec, samples: int, deadline: float | None, attempts: int = 200,
+           seed: int = 0, accept: Callable[[Witness], bool] | None = None, first: int = 0,
+           effort: Effort | None = None) -> Witness | None:
     """Look for a witness at M = ``samples`` by the rank criterion; None if none was found.
 
     ``accept`` is the caller's verifier; the first candidate it accepts is returned.
@@ -589,32 +591,46 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 200, seed:
         return None
     network = spec.network
     plan = _plan(spec)
-    sampler = _Sampler(spec, samples, seed)
-    for attempt in range(attempts):
-        if time.perf_counter() > deadline:
-            return None
-        magnitude = 2 + attempt // 20
-        # Integers first (pure int arithmetic, several times faster), then half-integers.
-        # Without `generic`, every third draw from DEGENERATE_FROM on may hold zero weights
-        # and repeated inputs: such points are witnesses too, and some specs have no other.
-        degenerate = not spec.generic and attempt >= DEGENERATE_FROM and attempt % 3 == 2
-        plain = sampler.parameters(magnitude, halves=attempt >= INTEGER_DRAWS,
-                                   zeros=degenerate)
-        passes: dict[tuple[Number, ...], _Pass] = {}  # the forward passes `avoid` made
-        avoid = None
-        if spec.generic:
-            def avoid(row: tuple[Number, ...], plain: Parameters = plain,
-                      passes: dict[tuple[Number, ...], _Pass] = passes) -> bool:
-                passes[row] = run = _forward(network, plain, row)
-                return run.on_kink(network)
+    # Draws first .. first + attempts - 1 of the sequence; a later round (first > 0) has
+    # its own random stream, so the rounds never repeat a draw.
+    sampler = _Sampler(spec, samples, seed + first)
+    done = 0
+    try:
+        for attempt in range(first, first + attempts):
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
+            done += 1
+            witness = _draw(spec, network, plan, sampler, attempt, accept)
+            if witness is not None:
+                return witness
+        return None
+    finally:
+        if effort is not None:
+            effort.add("rank criterion", done, "draws", attempts)
 
+
+def _draw(spec: Spec, network: Network, plan: _Plan, sampler: _Sampler, attempt: int,
+          accept: Callable[[Witness], bool] | None) -> Witness | None:
+    """Draw number ``attempt``: parameters and inputs, then the residuals solved exactly."""
+    magnitude = 2 + attempt // 20
+    # Integers first (pure int arithmetic, several times faster), then half-integers.
+    # Without `generic`, every third draw from DEGENERATE_FROM on may hold zero weights
+    # and repeated inputs: such points are witnesses too, and some specs have no other.
+    degenerate = not spec.generic and attempt >= DEGENERATE_FROM and attempt % 3 == 2
+    plain = sampler.parameters(magnitude, halves=attempt >= INTEGER_DRAWS,
+                               zeros=degenerate)
+    passes: dict[tuple[Number, ...], _Pass] = {}  # the forward passes `avoid` made
+    avoid = None
+    if spec.generic:
+        def avoid(row: tuple[Number, ...], plain: Parameters = plain,
+                  passes: dict[tuple[Number, ...], _Pass] = passes) -> bool:
+            passes[row] = run = _forward(network, plain, row)
+            return run.on_kink(network)
+
+    inputs = sampler.inputs(magnitude, avoid, degenerate)
+    for _ in range(STRADDLE_TRIES):
+        if _straddles(spec, plain, inputs):
+            break
         inputs = sampler.inputs(magnitude, avoid, degenerate)
-        for _ in range(STRADDLE_TRIES):
-            if _straddles(spec, plain, inputs):
-                break
-            inputs = sampler.inputs(magnitude, avoid, degenerate)
-        runs = [passes.get(row) or _forward(network, plain, row) for row in inputs]
-        witness = _residual_witness(spec, plan, sampler, plain, inputs, runs, accept)
-        if witness is not None:
-            return witness
-    return None
+    runs = [passes.get(row) or _forward(network, plain, row) for row in inputs]
+    return _residual_witness(spec, plan, sampler, plain, inputs, runs, accept)

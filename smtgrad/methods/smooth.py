@@ -5,12 +5,11 @@ concretised lattice draws, and certified enclosures (Krawczyk)."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from fractions import Fraction
 from typing import Any
 
 from smtgrad.encoding.modes import Mode, ModeKind, UnsupportedSpec
-from smtgrad.methods.base import Method, Outcome, Problem, Proves
+from smtgrad.methods.base import Budget, Method, Outcome, Problem, Proves, solver_seconds
 from smtgrad.methods.smt import SmtRunner
 from smtgrad.reference.verify import Verification
 from smtgrad.reference.witness import Witness
@@ -19,6 +18,9 @@ from smtgrad.spec import Spec, Verdict
 #: Bases beta of the log lattices tried, in order, and the largest |k| of k*ln(beta).
 LATTICE_BASES = (Fraction(2), Fraction(3), Fraction(3, 2), Fraction(5), Fraction(4, 3))
 LATTICE_RADIUS = 3
+
+#: Solver work for one concretised lattice draw (the top layer on the lattice).
+CONCRETISED_DRAW_WORK = solver_seconds(1)
 
 
 def lattice_bases(spec: Spec) -> tuple[Fraction, ...]:
@@ -59,10 +61,10 @@ class Abstraction(Method):
     name = "abstraction"
     proves = Proves.UNSAT
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
         outcome = SmtRunner(problem.context).solve(
             problem.spec, problem.samples, Mode(ModeKind.ABSTRACT, strong=not _weak(problem)),
-            budget)
+            budget.work)
         problem.hints["abstraction"] = outcome
         return outcome
 
@@ -78,9 +80,9 @@ class AbstractionRetry(Method):
         return (isinstance(first, Outcome) and first.verdict is Verdict.UNKNOWN
                 and (first.start is None or _weak(problem)))
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
         retry = SmtRunner(problem.context).solve(problem.spec, problem.samples,
-                                                 Mode(ModeKind.ABSTRACT), budget)
+                                                 Mode(ModeKind.ABSTRACT), budget.work)
         return retry
 
 
@@ -90,25 +92,24 @@ class ConcretisedLattice(Method):
     name = "concretised lattice"
     proves = Proves.SAT
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
         from smtgrad.encoding.builder import check_supported
         from smtgrad.methods.concretize import draws
 
         spec, samples, context = problem.spec, problem.samples, problem.context
-        stop = time.perf_counter() + (budget if budget is not None else 30.0)
+        limit = budget.draws(200)
         context.progress(f"M={samples}: concretised log-lattice draws")
         base = lattice_bases(spec)[0]
         mode = Mode(ModeKind.LATTICE, base, 2)
         runner = SmtRunner(context)
         for attempt, candidate in enumerate(draws(spec, samples, base)):
-            if attempt >= 200 or time.perf_counter() > stop or context.expired():
+            if attempt >= limit or context.expired():
                 break
             try:
                 check_supported(candidate, mode)
             except UnsupportedSpec:
                 break
-            outcome = runner.solve(candidate, samples, mode,
-                                   min(1.0, max(0.05, stop - time.perf_counter())),
+            outcome = runner.solve(candidate, samples, mode, CONCRETISED_DRAW_WORK,
                                    verify_against=spec)
             if outcome.verdict is Verdict.SAT:
                 return dataclasses.replace(outcome, method=(
@@ -123,14 +124,14 @@ class Lattices(Method):
     name = "log lattices"
     proves = Proves.SAT
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
         from smtgrad.encoding.builder import check_supported
 
         spec, samples, context = problem.spec, problem.samples, problem.context
         notes: list[str] = []
         bases = lattice_bases(spec)
         runner = SmtRunner(context)
-        for position, base in enumerate(bases):
+        for base in bases:
             if context.expired():
                 break
             mode = Mode(ModeKind.LATTICE, base, LATTICE_RADIUS)
@@ -139,8 +140,9 @@ class Lattices(Method):
             except UnsupportedSpec as error:
                 notes.append(f"lattice: {error}")
                 break
-            outcome = runner.solve(spec, samples, mode,
-                                   context.slice(0.5 / (len(bases) - position), 20.0))
+            # An equal share of the step's solver work per base (None: unlimited each).
+            work = None if budget.work is None else budget.work // len(bases)
+            outcome = runner.solve(spec, samples, mode, work)
             if outcome.verdict is Verdict.SAT:
                 return outcome
             notes.append(f"no witness on the ln({base}) lattice"
@@ -154,7 +156,7 @@ class Enclosure(Method):
     name = "enclosure"
     proves = Proves.SAT
 
-    def run(self, problem: Problem, budget: float | None) -> Outcome | None:
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
         from smtgrad.methods import newton
 
         spec, samples, context = problem.spec, problem.samples, problem.context
@@ -163,7 +165,7 @@ class Enclosure(Method):
         start = first.start if isinstance(first, Outcome) else None
         starts = [] if start is None else [newton.Point(start.parameters, start.inputs,
                                                            start.targets)]
-        starts += newton.random_points(spec, samples, 40)
+        starts += newton.random_points(spec, samples, budget.draws(40))
         verified: list[tuple[Witness, Verification]] = []
 
         def accept(found: newton.Found) -> bool:
@@ -175,8 +177,7 @@ class Enclosure(Method):
                 verified.append((witness, check))
             return check.accepted
 
-        found = newton.search(spec, samples, starts,
-                                 time.perf_counter() + (budget or 60.0), accept=accept)
+        found = newton.search(spec, samples, starts, context.deadline, accept=accept)
         if found is None:
             return Outcome(Verdict.UNKNOWN, self.name, "none",
                            reason="no certified enclosure found by interval Newton")

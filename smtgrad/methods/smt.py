@@ -40,9 +40,10 @@ class SmtRunner:
         self.context = context
 
     def solve(self, spec: Spec, samples: int, mode: Mode = EXACT,
-              budget: float | None = None, verify_against: Spec | None = None) -> Outcome:
-        """Encode ``spec`` at M = ``samples`` in ``mode``, solve within ``budget`` seconds
-        (and the deadline), and turn the answer into an outcome (module docstring)."""
+              work: int | None = None, verify_against: Spec | None = None) -> Outcome:
+        """Encode ``spec`` at M = ``samples`` in ``mode``, solve within ``work`` solver
+        resource units (None: unlimited) and the deadline, and turn the answer into an
+        outcome (module docstring)."""
         if self.context.expired():
             return Outcome(Verdict.UNKNOWN, "none", "none",
                            reason=self.context.timeout_reason())
@@ -63,9 +64,11 @@ class SmtRunner:
         if remaining is not None and remaining <= 0:
             return Outcome(Verdict.UNKNOWN, mode.describe(), backend.version(),
                            reason=self.context.timeout_reason())
-        if budget is not None and remaining is not None:
-            budget = min(budget, remaining)
-        answer = backend.solve(encoding.formula(), budget if budget is not None else remaining)
+        answer = backend.solve(encoding.formula(), remaining, work)
+        if answer.work is not None:
+            context.effort.add(backend.name, answer.work, "resource units", work)
+        else:
+            context.effort.add(backend.name, round(answer.seconds, 1), "s")
         method = f"{backend.name} on the {mode.describe()}"
         if answer.status is SolverStatus.UNSAT:
             if mode.kind is ModeKind.LATTICE:

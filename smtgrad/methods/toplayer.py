@@ -31,6 +31,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+from smtgrad.methods.base import Effort
 from smtgrad.methods.rank import solve_linear
 from smtgrad.reference.network import (
     RATIONAL,
@@ -169,8 +170,9 @@ def _features(spec: Spec, params: Parameters, row: tuple[Fraction, ...]) -> tupl
     return tuple(Fraction(value) for value in current)
 
 
-def search(spec: Spec, samples: int, deadline: float, attempts: int = 400, seed: int = 0,
-           accept: Callable[[Witness], bool] | None = None) -> Witness | None:
+def search(spec: Spec, samples: int, deadline: float | None, attempts: int = 400,
+           seed: int = 0, accept: Callable[[Witness], bool] | None = None, first: int = 0,
+           effort: Effort | None = None) -> Witness | None:
     """Draw the rest, solve the output layer; the first candidate ``accept`` takes."""
     if not applicable(spec):
         return None
@@ -191,64 +193,70 @@ def search(spec: Spec, samples: int, deadline: float, attempts: int = 400, seed:
             for index in target.indices(shapes):
                 if (target.block, index) not in equations:
                     equations.append((target.block, index))
-    sampler = _BiasedSampler(spec, samples, seed)
-    for attempt in range(attempts):
-        if time.perf_counter() > deadline:
-            return None
-        magnitude = 2 + attempt // 40
-        # Generic-looking draws first (preferred when both kinds of witness exist), then
-        # draws biased towards zero weights, repeated inputs and kinks.
-        degenerate = not spec.generic and attempt >= GENERIC_DRAWS
-        params = sampler.parameters(magnitude, degenerate)
-        inputs = sampler.inputs(params, magnitude, degenerate)
-        targets = sampler.targets()
-        features = [_features(spec, params, row) for row in inputs]
-        rows: list[list[Fraction]] = []
-        rhs: list[Fraction] = []
-        for block, index in equations:
-            k = index[0]
-            row = [Fraction(0)] * len(free)
-            constant = Fraction(0)
-            for m in range(samples):
-                a = features[m]
-                factor = Fraction(1) if block == bias_name else a[index[1]]
-                if factor == 0:
-                    continue
-                # residual r[m, k] = sum_j W[k, j] a[j] + b[k] - y[m, k]
-                terms: list[tuple[tuple[str, tuple[int, ...]], Any]] = [
-                    ((weight_name, (k, j)), a[j]) for j in range(width)]
-                terms.append(((bias_name, (k,)), Fraction(1)))
-                for coordinate, coefficient in terms:
-                    if coordinate in position:
-                        row[position[coordinate]] += factor * coefficient
-                    else:
-                        constant += factor * coefficient * Fraction(spec.fixed_value(
-                            *coordinate))
-                constant -= factor * targets[m][k]
-            rows.append(row)
-            rhs.append(-constant)
-        solved = solve_linear(rows, rhs, len(free))
-        if solved is None:
-            continue
-        particular, basis = solved
-        for trial in range(3 if basis else 1):
-            values = list(particular)
-            if trial:
-                for vector in basis:
-                    weight = sampler.rng.randint(-2, 2)
-                    values = [v + weight * b for v, b in zip(values, vector, strict=True)]
-            output_weights = [list(r) for r in params.weights[-1]]
-            output_bias = list(params.biases[-1])
-            for (block, index), value in zip(free, values, strict=True):
-                if block == weight_name:
-                    output_weights[index[0]][index[1]] = value
-                else:
-                    output_bias[index[0]] = value
-            if spec.generic and any(v == 0 for r in output_weights for v in r):
+    sampler = _BiasedSampler(spec, samples, seed + first)
+    done = 0
+    try:
+        for attempt in range(first, first + attempts):
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
+            done += 1
+            magnitude = 2 + attempt // 40
+            # Generic-looking draws first (preferred when both kinds of witness exist), then
+            # draws biased towards zero weights, repeated inputs and kinks.
+            degenerate = not spec.generic and attempt >= GENERIC_DRAWS
+            params = sampler.parameters(magnitude, degenerate)
+            inputs = sampler.inputs(params, magnitude, degenerate)
+            targets = sampler.targets()
+            features = [_features(spec, params, row) for row in inputs]
+            rows: list[list[Fraction]] = []
+            rhs: list[Fraction] = []
+            for block, index in equations:
+                k = index[0]
+                row = [Fraction(0)] * len(free)
+                constant = Fraction(0)
+                for m in range(samples):
+                    a = features[m]
+                    factor = Fraction(1) if block == bias_name else a[index[1]]
+                    if factor == 0:
+                        continue
+                    # residual r[m, k] = sum_j W[k, j] a[j] + b[k] - y[m, k]
+                    terms: list[tuple[tuple[str, tuple[int, ...]], Any]] = [
+                        ((weight_name, (k, j)), a[j]) for j in range(width)]
+                    terms.append(((bias_name, (k,)), Fraction(1)))
+                    for coordinate, coefficient in terms:
+                        if coordinate in position:
+                            row[position[coordinate]] += factor * coefficient
+                        else:
+                            constant += factor * coefficient * Fraction(spec.fixed_value(
+                                *coordinate))
+                    constant -= factor * targets[m][k]
+                rows.append(row)
+                rhs.append(-constant)
+            solved = solve_linear(rows, rhs, len(free))
+            if solved is None:
                 continue
-            full = Parameters((*params.weights[:-1], tuple(tuple(r) for r in output_weights)),
-                              (*params.biases[:-1], tuple(output_bias)))
-            witness = Witness(full, inputs, tuple(tuple(row) for row in targets))
-            if accept is None or accept(witness):
-                return witness
-    return None
+            particular, basis = solved
+            for trial in range(3 if basis else 1):
+                values = list(particular)
+                if trial:
+                    for vector in basis:
+                        weight = sampler.rng.randint(-2, 2)
+                        values = [v + weight * b for v, b in zip(values, vector, strict=True)]
+                output_weights = [list(r) for r in params.weights[-1]]
+                output_bias = list(params.biases[-1])
+                for (block, index), value in zip(free, values, strict=True):
+                    if block == weight_name:
+                        output_weights[index[0]][index[1]] = value
+                    else:
+                        output_bias[index[0]] = value
+                if spec.generic and any(v == 0 for r in output_weights for v in r):
+                    continue
+                full = Parameters((*params.weights[:-1], tuple(tuple(r) for r in output_weights)),
+                                  (*params.biases[:-1], tuple(output_bias)))
+                witness = Witness(full, inputs, tuple(tuple(row) for row in targets))
+                if accept is None or accept(witness):
+                    return witness
+        return None
+    finally:
+        if effort is not None:
+            effort.add("output-layer solve", done, "draws", attempts)
