@@ -52,6 +52,8 @@ from smtgrad.methods.smooth import (
     ConcretisedLattice,
     Enclosure,
     Lattices,
+    LatticeSites,
+    TopLayer,
 )
 from smtgrad.spec import LossKind, Spec
 
@@ -97,6 +99,10 @@ PIECEWISE: tuple[Step, ...] = (
 #: lattices, then certified enclosures, for witnesses; the full abstraction last.
 SMOOTH: tuple[Step, ...] = (
     Step(FullyFixed()),
+    # Cheap sat-only searches first (a few milliseconds a draw): exact lattice sites, then
+    # the top-layer solve (exact or certified); an exact witness is preferred.
+    Step(LatticeSites(), work=40),
+    Step(TopLayer(), work=200),
     Step(Abstraction(), work=solver_seconds(3)),
     Step(ConcretisedLattice(), work=200),
     Step(Lattices(), work=solver_seconds(4)),

@@ -563,6 +563,10 @@ def _rays(columns: list[list[Fraction]], limit: int) -> list[list[int]]:
     for size in range(2, min(width, rows + 1) + 1):
         for subset in itertools.islice(itertools.combinations(range(width), size), limit):
             matrix = [[columns[j][r] for j in subset] for r in range(rows)]
+            # A positive combination needs both signs (or none) in every equation.
+            if any((min(row) >= 0 and max(row) > 0) or (max(row) <= 0 and min(row) < 0)
+                   for row in matrix):
+                continue
             solved = solve_linear(matrix, [Fraction(0)] * rows, size)
             if solved is None or len(solved[1]) != 1:
                 continue
@@ -742,3 +746,139 @@ def _lattice() -> Any:
     from smtgrad.numbers.lognum import LatticeFunctions
 
     return LatticeFunctions(None)
+
+
+def _lattice_top(spec: Spec, features: list[list[Fraction]], base: Fraction,
+                 rng: random.Random) -> tuple[Any, Any] | None:
+    """Output weights and biases q * ln(beta) (fixed entries kept) with every logit of the
+    given hidden features on the lattice (k, or k/2 for tanh) within 4 steps of 0."""
+    network = spec.network
+    last = network.depth
+    shape = network.parameter_shapes()[f"W{last}"]
+    scale = [math.lcm(*(f[j].denominator for f in features)) for j in range(shape[1])]
+    if max(scale, default=1) > 12:
+        return None
+    unit = Fraction(1, 2) if network.layers[-1].activation.name == "tanh" else Fraction(1)
+
+    def multiplier(name: str, index: tuple[int, ...], factor: int) -> Any:
+        known = spec.fixed_value(name, index)
+        if known is not None:
+            return known
+        k = rng.choice((-3, -2, -1, 1, 2, 3)) if name.startswith("W") else rng.randint(-3, 3)
+        return k * factor * unit
+
+    for _ in range(20):
+        q_weights = [[multiplier(f"W{last}", (k, j), scale[j]) for j in range(shape[1])]
+                     for k in range(shape[0])]
+        q_biases = [multiplier(f"b{last}", (k,), 1) for k in range(shape[0])]
+        if all(isinstance(v, Fraction | int) for row in q_weights for v in row) and all(
+                isinstance(v, Fraction | int) for v in q_biases) and all(
+                abs(sum((w * a for w, a in zip(row, f, strict=True)), start=b)) <= 4
+                for f in features for row, b in zip(q_weights, q_biases, strict=True)):
+            weights = tuple(tuple(LogNumber((0, q), base) if q else Fraction(0) for q in row)
+                            for row in q_weights)
+            biases = tuple(LogNumber((0, q), base) if q else Fraction(0) for q in q_biases)
+            return weights, biases
+    return None
+
+
+def lattice_residuals(spec: Spec, samples: int, base: Fraction, seed: int = 0
+                      ) -> Iterator[Point | None]:
+    """Exact candidates for free targets (real, or unit-interval soft labels) and a smooth
+    output: the output layer on the log lattice makes every prediction rational, each
+    sample's gradient is linear in its residual, and a residual vector in the null space
+    of the zero-queried entries (the rank criterion) gives the targets, scaled into their
+    domain. One item per draw (None for a miss)."""
+    from smtgrad.methods.rank import solve_linear
+
+    unknowns = top_unknowns(spec)
+    network = spec.network
+    if (unknowns is None or "Y" in spec.fixed or network.layers[-1].activation.identity
+            or spec.targets not in (TargetKind.REAL, TargetKind.UNIT_INTERVAL)
+            or network.layers[-1].activation.vector):
+        return
+    last = network.depth
+    outputs = network.outputs
+    shapes = network.parameter_shapes()
+    rng = random.Random(seed + 4)
+    zeros = tuple((Fraction(0),) * outputs for _ in range(samples))
+    for candidate in draws(spec, samples, base, seed + 5):
+        inputs = candidate.fixed["X"]
+        weights = [candidate.fixed[f"W{i}"] for i in range(1, last)]
+        biases = [candidate.fixed[f"b{i}"] for i in range(1, last)]
+        shape = shapes[f"W{last}"]
+        placeholder = Parameters((*weights, tuple((Fraction(0),) * shape[1]
+                                                  for _ in range(shape[0]))),
+                                 (*biases, (Fraction(0),) * shape[0]))
+        try:
+            hidden = evaluate(network, spec.loss, spec.conventions, placeholder, inputs, zeros,
+                              _lattice()).computed_activations[-2]
+            features = [[Fraction(v) for v in row] for row in hidden]
+        except (InexactValue, TypeError, ValueError, ZeroDivisionError):
+            yield None
+            continue
+        top = _lattice_top(spec, features, base, rng)
+        if top is None:
+            yield None
+            continue
+        parameters = Parameters((*weights, top[0]), (*biases, top[1]))
+        try:
+            predictions = [[Fraction(v) for v in row] for row in evaluate(
+                network, spec.loss, spec.conventions, parameters, inputs, zeros,
+                _lattice()).predictions]
+        except (InexactValue, TypeError, ValueError, ZeroDivisionError):
+            yield None
+            continue
+        # Each (sample, output) residual of 1: its gradient, exactly.
+        columns, lower = [], []
+        for m in range(samples):
+            for k in range(outputs):
+                target = tuple(p - (1 if j == k else 0) for j, p in enumerate(predictions[m]))
+                vector = _pair_vector(spec, parameters, inputs[m], target, unknowns)
+                if vector is None:
+                    break
+                columns.append(vector[0])
+                lower.append(vector[1])
+            else:
+                continue
+            break
+        else:
+            rows = [[columns[c][r] for c in range(len(columns))] for r in range(len(unknowns))]
+            solved = solve_linear(rows, [Fraction(0)] * len(unknowns), len(columns))
+            if solved is None or not solved[1]:
+                yield None
+                continue
+            residual = [Fraction(0)] * len(columns)
+            for basis in solved[1]:
+                weight = Fraction(rng.randint(1, 3))
+                residual = [r + weight * v for r, v in zip(residual, basis, strict=True)]
+            alive = all(any(not _is_zero(sum((r * lower[c][block][e]
+                                              for c, r in enumerate(residual) if r),
+                                             start=Fraction(0)))
+                            for e in range(len(lower[0][block])))
+                        for block in range(len(spec.query.nonzero)))
+            if not alive:
+                yield None
+                continue
+            point = _targets_from(spec, parameters, inputs, predictions, residual)
+            yield point
+            continue
+        yield None
+
+
+def _targets_from(spec: Spec, parameters: Parameters, inputs: tuple[Any, ...],
+                  predictions: list[list[Fraction]], residual: list[Fraction]) -> Point | None:
+    """Targets y = yhat - t * r (the residuals scaled by t = 2^-k into the target domain).
+
+    The per-sample gradients were computed for a residual of 1 through the loss's own
+    dL/dz, which is linear in y for MSE and BCE, so y = yhat - t * r has gradient t times
+    the combination: zero stays zero, nonzero stays nonzero."""
+    outputs = spec.network.outputs
+    scale = Fraction(1)
+    for _ in range(40):
+        targets = tuple(tuple(predictions[m][k] - scale * residual[m * outputs + k]
+                              for k in range(outputs)) for m in range(len(inputs)))
+        if spec.targets is TargetKind.REAL or all(0 <= y <= 1 for row in targets for y in row):
+            return Point(parameters, inputs, targets)
+        scale /= 2
+    return None

@@ -185,3 +185,106 @@ class Enclosure(Method):
         return Outcome(Verdict.SAT, "interval Newton with a Krawczyk certificate",
                        "python-flint arb ball arithmetic", witness=witness, verification=check,
                        certificate="enclosure")
+
+
+class LatticeSites(Method):
+    """Exact witnesses for fixed-label outputs: input sites with multiplicities, the output
+    layer on the log lattice (:func:`~smtgrad.methods.concretize.lattice_sites`).
+    Budget: draws, spread over the lattice bases in turn."""
+
+    name = "lattice sites"
+    proves = Proves.SAT
+
+    def applies(self, problem: Problem) -> bool:
+        from smtgrad.methods.concretize import top_unknowns
+
+        return top_unknowns(problem.spec) is not None
+
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
+        from smtgrad.methods.concretize import lattice_residuals, lattice_sites
+
+        spec, samples, context = problem.spec, problem.samples, problem.context
+        limit = budget.draws(50)
+        bases = lattice_bases(spec)[:3]
+        context.progress(f"M={samples}: exact lattice sites ({limit} draws)")
+        found_by = {lattice_sites: ("exact lattice sites: output logits on the log lattice, "
+                                    "sample multiplicities solving the output layer exactly"),
+                    lattice_residuals: ("exact lattice residuals: output logits on the log "
+                                        "lattice, residuals in the null space of the output "
+                                        "layer's equations (rank criterion)")}
+        searches = [(found_by[search], search(spec, samples, base)) for base in bases
+                    for search in (lattice_sites, lattice_residuals)]
+        done = 0
+        while done < limit and searches and not context.expired():
+            position = done % len(searches)
+            done += 1
+            try:
+                method, point = searches[position][0], next(searches[position][1])
+            except StopIteration:  # the search does not apply to this spec
+                del searches[position]
+                continue
+            if point is None:
+                continue
+            witness = Witness(point.parameters, point.inputs, point.targets)
+            check = context.verify(spec, witness)
+            if check.accepted:
+                context.effort.add(self.name, done, "draws", limit)
+                return context.judged(spec, witness, method,
+                                      "smtgrad exact rational arithmetic", check)
+        context.effort.add(self.name, done, "draws", limit)
+        return Outcome(Verdict.UNKNOWN, self.name, "none",
+                       reason=f"no exact lattice-site witness in {done} draws")
+
+
+class TopLayer(Method):
+    """Continuation's first stage: lower layers and inputs from lattice draws, the output
+    layer's zero-gradient equations solved (exactly for a linear output with MSE, else by
+    damped Newton), then certified by the Krawczyk test. Budget: draws."""
+
+    name = "top-layer solve"
+    proves = Proves.SAT
+
+    def applies(self, problem: Problem) -> bool:
+        from smtgrad.methods.concretize import top_unknowns
+
+        return top_unknowns(problem.spec) is not None
+
+    def run(self, problem: Problem, budget: Budget) -> Outcome | None:
+        from smtgrad.methods.concretize import certify, top_candidates
+
+        spec, samples, context = problem.spec, problem.samples, problem.context
+        limit = budget.draws(200)
+        base = lattice_bases(spec)[0]
+        context.progress(f"M={samples}: top-layer solve on lattice draws ({limit} draws)")
+        done = 0
+        for candidate in top_candidates(spec, samples, base):
+            if done >= limit or context.expired():
+                break
+            done += 1
+            if candidate is None:
+                continue
+            point, certificate = candidate.point, "exact"
+            if not candidate.exact:
+                box = certify(spec, candidate.point, candidate.unknowns, candidate.values)
+                if box is None:
+                    continue
+                point = candidate.point.with_values(dict(zip(candidate.unknowns, box,
+                                                             strict=True)))
+                certificate = "enclosure"
+            witness = Witness(point.parameters, point.inputs, point.targets)
+            check = context.verify(spec, witness)
+            if not check.accepted:
+                continue
+            context.effort.add(self.name, done, "draws", limit)
+            if certificate == "exact":
+                return context.judged(spec, witness, (
+                    "top-layer solve: lower layers on the log lattice, the output layer's "
+                    "normal equations solved exactly"), "smtgrad exact rational arithmetic",
+                    check)
+            return Outcome(Verdict.SAT, "top-layer solve (lower layers on the log lattice, "
+                           "output layer by Newton) with a Krawczyk certificate",
+                           "python-flint arb ball arithmetic", witness=witness,
+                           verification=check, certificate="enclosure")
+        context.effort.add(self.name, done, "draws", limit)
+        return Outcome(Verdict.UNKNOWN, self.name, "none",
+                       reason=f"no top-layer root certified in {done} draws")
