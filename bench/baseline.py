@@ -15,6 +15,12 @@ these gradients be exactly zero and those nonzero?", without smtgrad's tricks:
 
 No phase variables, no rank criterion, no sample reduction, no symmetry
 breaking. Bench code only: it imports z3 directly, never smtgrad's encoder.
+
+The second peer, :func:`solve_cvc5_model`, is cvc5 on the *same* formula: the z3
+assertions exported as SMT-LIB 2 (``Solver.to_smt2()``; every constant is real,
+so the formula is QF_NRA) and read by cvc5's own parser (``cvc5.InputParser``),
+solved with nonlinear real arithmetic by cylindrical algebraic coverings
+(``nl-cov``) and a per-check time limit (``tlimit-per``).
 """
 
 from __future__ import annotations
@@ -36,18 +42,31 @@ def _q(value: Fraction) -> z3.ArithRef:
     return z3.RealVal(f"{value.numerator}/{value.denominator}")
 
 
+ONE, ZERO = z3.RealVal(1), z3.RealVal(0)
+
+
+def _sum(terms: list[z3.ArithRef]) -> z3.ArithRef:
+    """z3.Sum, without the 1-ary sums "(+ x)" that z3 prints and cvc5's parser rejects."""
+    return terms[0] if len(terms) == 1 else z3.Sum(terms)
+
+
+def _or(terms: list[z3.BoolRef]) -> z3.BoolRef:
+    """z3.Or, without 1-ary disjunctions (not SMT-LIB: ``or`` takes two or more)."""
+    return terms[0] if len(terms) == 1 else z3.Or(terms)
+
+
 def _act(layer: Layer, u: z3.ArithRef) -> z3.ArithRef:
     act = layer.activation
     if act.name == "linear":
         return u
     if act.name == "relu":
-        return z3.If(u > 0, u, 0)
+        return z3.If(u > 0, u, ZERO)
     if act.name == "leaky_relu":
         return z3.If(u > 0, u, _q(layer.slope) * u)
     if act.name == "abs":
         return z3.If(u >= 0, u, -u)
     if act.name == "hardtanh":
-        return z3.If(u > 1, 1, z3.If(u < -1, -1, u))
+        return z3.If(u > 1, ONE, z3.If(u < -1, -ONE, u))
     raise BaselineUnsupported(f"activation {act.name} is not piecewise linear")
 
 
@@ -55,20 +74,20 @@ def _dact(layer: Layer, u: z3.ArithRef, kink_one: bool) -> z3.ArithRef:
     """Derivative used by backprop; at a kink, 0 (PyTorch) or 1 (kink_one)."""
     act = layer.activation
     if act.name == "linear":
-        return z3.RealVal(1)
+        return ONE
     if act.name == "relu":
-        return z3.If(u >= 0, 1, 0) if kink_one else z3.If(u > 0, 1, 0)
+        return z3.If(u >= 0, ONE, ZERO) if kink_one else z3.If(u > 0, ONE, ZERO)
     if act.name == "leaky_relu":
         slope = _q(layer.slope)
-        return z3.If(u >= 0, 1, slope) if kink_one else z3.If(u > 0, 1, slope)
+        return z3.If(u >= 0, ONE, slope) if kink_one else z3.If(u > 0, ONE, slope)
     if act.name == "abs":
         if kink_one:
-            return z3.If(u >= 0, 1, -1)
-        return z3.If(u > 0, 1, z3.If(u < 0, -1, 0))
+            return z3.If(u >= 0, ONE, -ONE)
+        return z3.If(u > 0, ONE, z3.If(u < 0, -ONE, ZERO))
     if act.name == "hardtanh":
         if kink_one:
-            return z3.If(z3.And(u >= -1, u <= 1), 1, 0)
-        return z3.If(z3.And(u > -1, u < 1), 1, 0)
+            return z3.If(z3.And(u >= -1, u <= 1), ONE, ZERO)
+        return z3.If(z3.And(u > -1, u < 1), ONE, ZERO)
     raise BaselineUnsupported(f"activation {act.name} is not piecewise linear")
 
 
@@ -112,7 +131,7 @@ def build(spec: Spec, samples: int) -> tuple[z3.Solver, dict[str, Any]]:
     current = X
     for index, layer in enumerate(network.layers):
         ins.append(current)
-        us = [[z3.Sum([W[index][j][i] * current[m][i] for i in range(len(current[m]))])
+        us = [[_sum([W[index][j][i] * current[m][i] for i in range(len(current[m]))])
                + b[index][j] for j in range(layer.units)] for m in range(samples)]
         pre.append(us)
         current = [[_act(layer, u) for u in row] for row in us]
@@ -129,15 +148,15 @@ def build(spec: Spec, samples: int) -> tuple[z3.Solver, dict[str, Any]]:
     for index in range(network.depth - 1, -1, -1):
         units = network.layers[index].units
         width = len(ins[index][0])
-        grads[f"W{index + 1}"] = [[z3.Sum([delta[m][j] * ins[index][m][i]
+        grads[f"W{index + 1}"] = [[_sum([delta[m][j] * ins[index][m][i]
                                            for m in range(samples)]) for i in range(width)]
                                   for j in range(units)]
-        grads[f"b{index + 1}"] = [z3.Sum([delta[m][j] for m in range(samples)])
+        grads[f"b{index + 1}"] = [_sum([delta[m][j] for m in range(samples)])
                                   for j in range(units)]
         if index == 0:
             break
         below = network.layers[index - 1]
-        delta = [[z3.Sum([W[index][j][i] * delta[m][j] for j in range(units)])
+        delta = [[_sum([W[index][j][i] * delta[m][j] for j in range(units)])
                   * _dact(below, pre[index - 1][m][i], kink_one) for i in range(width)]
                  for m in range(samples)]
 
@@ -154,7 +173,7 @@ def build(spec: Spec, samples: int) -> tuple[z3.Solver, dict[str, Any]]:
             solver.add(entry(target.block, idx) == 0)
     for target in spec.query.nonzero:
         idxs = [target.index] if target.index is not None else entries(shapes[target.block])
-        solver.add(z3.Or([entry(target.block, idx) != 0 for idx in idxs]))
+        solver.add(_or([entry(target.block, idx) != 0 for idx in idxs]))
     if spec.generic:
         for weight in W:
             for row in weight:
@@ -171,7 +190,7 @@ def build(spec: Spec, samples: int) -> tuple[z3.Solver, dict[str, Any]]:
         else:
             for m in range(samples):
                 for n in range(m):
-                    solver.add(z3.Or([a != c for a, c in zip(X[m], X[n], strict=True)]))
+                    solver.add(_or([a != c for a, c in zip(X[m], X[n], strict=True)]))
     return solver, {"W": W, "b": b, "X": X, "Y": Y}
 
 
@@ -204,13 +223,77 @@ def solve_baseline_model(spec: Spec, samples: int, timeout: float | None
                 return str(evaluated.as_fraction())
             return "irrational:" + str(evaluated.sexpr())
 
-        def walk(item: Any) -> Any:
-            return [walk(x) for x in item] if isinstance(item, list) else value(item)
-
-        return "sat", seconds, {name: walk(item) for name, item in unknowns.items()}
+        return "sat", seconds, _model_strings(unknowns, value)
     if answer == z3.unsat:
         return "unsat", seconds, None
     return "unknown", seconds, solver.reason_unknown()
+
+
+def _model_strings(unknowns: dict[str, Any], value: Any) -> dict[str, Any]:
+    def walk(item: Any) -> Any:
+        return [walk(x) for x in item] if isinstance(item, list) else value(item)
+
+    return {name: walk(item) for name, item in unknowns.items()}
+
+
+def smtlib(solver: z3.Solver) -> str:
+    """The solver's assertions as an SMT-LIB 2 script (declarations and asserts)."""
+    return str(solver.to_smt2()).replace("(check-sat)", "")
+
+
+def solve_cvc5_model(spec: Spec, samples: int, timeout: float | None,
+                     logic: str = "QF_NRA") -> tuple[str, float, Any, dict[str, Any]]:
+    """cvc5 on the direct formula at one M: (verdict, seconds, model or reason, info).
+
+    Seconds cover building the z3 terms, the SMT-LIB export, cvc5's parse and
+    ``checkSat()``; the time limit is what is left of ``timeout`` after the export.
+    """
+    import cvc5
+
+    start = time.perf_counter()
+    solver, unknowns = build(spec, samples)
+    script = smtlib(solver)
+    info: dict[str, Any] = {"logic": logic, "options": {"nl-cov": "true"},
+                            "smtlib_chars": len(script),
+                            "export_seconds": time.perf_counter() - start}
+    tm = cvc5.TermManager()
+    cvc = cvc5.Solver(tm)
+    cvc.setOption("produce-models", "true")
+    cvc.setOption("nl-cov", "true")
+    cvc.setLogic(logic)
+    parser = cvc5.InputParser(cvc)
+    parser.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6, script, "direct-encoding")
+    symbols = parser.getSymbolManager()
+    while True:
+        command = parser.nextCommand()
+        if command.isNull():
+            break
+        command.invoke(cvc, symbols)
+    info["parse_seconds"] = time.perf_counter() - start - info["export_seconds"]
+    if timeout is not None:
+        left = timeout - (time.perf_counter() - start)
+        if left <= 0:
+            return "unknown", time.perf_counter() - start, "timeout (before checkSat)", info
+        cvc.setOption("tlimit-per", str(max(1, int(left * 1000))))
+    answer = cvc.checkSat()
+    seconds = time.perf_counter() - start
+    if answer.isSat():
+        values = {str(term): cvc.getValue(term) for term in symbols.getDeclaredTerms()}
+
+        def value(term: z3.ArithRef) -> str:
+            if z3.is_rational_value(term):
+                return str(term.as_fraction())
+            found = values.get(str(term))
+            if found is None:  # in no assertion: any value will do
+                return "0"
+            if found.isRealValue():
+                return str(found.getRealValue())
+            return "irrational:" + str(found)
+
+        return "sat", seconds, _model_strings(unknowns, value), info
+    if answer.isUnsat():
+        return "unsat", seconds, None, info
+    return "unknown", seconds, str(answer.getUnknownExplanation()), info
 
 
 def solve_baseline_range(spec: Spec, low: int, high: int, timeout: float | None
