@@ -104,6 +104,7 @@ SMOOTH: tuple[Step, ...] = (
     Step(LatticeSites(), work=40),
     Step(TopLayer(), work=200),
     Step(Abstraction(), work=solver_seconds(3)),
+    Step(TopLayer(), work=3000),  # the same draws continued
     Step(ConcretisedLattice(), work=200),
     Step(Lattices(), work=solver_seconds(4)),
     Step(Enclosure(), work=40),

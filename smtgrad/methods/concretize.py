@@ -371,34 +371,54 @@ def top_candidates(spec: Spec, samples: int, base: Fraction, seed: int = 0
                        if spec.targets is TargetKind.CLASS else
                        tuple(tuple(Fraction(0) for _ in range(network.outputs))
                              for _ in range(samples)))
-        point = Point(Parameters(tuple(weights), tuple(biases)), candidate.fixed["X"],
-                      placeholder)
+        inputs = candidate.fixed["X"]
+        small = number % 4 >= 2 and not spec.generic
+        if small:
+            # Inputs from a small pool: repeated hidden features with different labels
+            # overlap, which a logistic top layer needs for a finite minimiser.
+            inputs = tuple(tuple(Fraction(rng.randint(-3, 3)) if spec.fixed_value(
+                "X", (m, i)) is None else spec.fixed_value("X", (m, i))
+                for i in range(network.inputs)) for m in range(samples))
+        point = Point(Parameters(tuple(weights), tuple(biases)), inputs, placeholder)
         try:
             features = float_features(spec, point)
         except (InexactValue, ZeroDivisionError, OverflowError, ValueError):
             yield None
             continue
-        targets = _targets(spec, features, rng, alternate=number % 2 == 0)
+        targets = _targets(spec, features, rng, alternate=small or number % 2 == 0)
         point = dataclasses.replace(point, targets=targets)
         theta = [[float(v) for v in row] + [float(b)]
                  for row, b in zip(weights[-1], biases[-1], strict=True)]
         y = ([float(v) for v in targets] if spec.targets is TargetKind.CLASS
              else [[float(v) for v in row] for row in targets])
-        solved = solve_top(kind, features, y, theta, positions)
+        # A hidden unit that is exactly 0 on every sample (a dead ReLU) makes its output
+        # weights' equations 0 = 0: they leave the system, the weights get the value 1.
+        dead = {j for j in range(hidden) if all(row[j] == 0 for row in features)}
+        live = [c for c, (_, j) in zip(unknowns, positions, strict=True) if j not in dead]
+        live_positions = [(k, j) for k, j in positions if j not in dead]
+        if dead:
+            point = point.with_values({c: Fraction(1) for c, (_, j) in
+                                       zip(unknowns, positions, strict=True) if j in dead})
+            theta = [[float(v) for v in row] + [float(b)] for row, b in zip(
+                point.parameters.weights[-1], point.parameters.biases[-1], strict=True)]
+        if not live:
+            yield None
+            continue
+        solved = solve_top(kind, features, y, theta, live_positions)
         if solved is None:
             yield None
             continue
-        values = tuple(solved[k][j] for k, j in positions)
-        exact = (_exact_linear_top(spec, point, unknowns, positions) if kind[1] == "linear"
+        values = tuple(solved[k][j] for k, j in live_positions)
+        exact = (_exact_linear_top(spec, point, live, live_positions) if kind[1] == "linear"
                  else None)
         solved_point = exact or point.with_values({c: Fraction(v) for c, v in
-                                                   zip(unknowns, values, strict=True)})
+                                                   zip(live, values, strict=True)})
         if not plausible(spec, solved_point):
             yield None
         elif exact is not None:
-            yield TopCandidate(exact, tuple(unknowns), values, True)
+            yield TopCandidate(exact, tuple(live), values, True)
         else:
-            yield TopCandidate(point, tuple(unknowns), values, False)
+            yield TopCandidate(point, tuple(live), values, False)
 
 
 def _copied_rows(spec: Spec, name: str, rows: tuple[Any, ...], keep: int) -> tuple[Any, ...]:
@@ -468,6 +488,7 @@ def certify(spec: Spec, point: Point, unknowns: Sequence[Coordinate], values: Se
         ArbContext,
         _ball_point,
         _exact_fraction,
+        _exact_zero,
         _round,
         _system,
         krawczyk,
@@ -477,10 +498,16 @@ def certify(spec: Spec, point: Point, unknowns: Sequence[Coordinate], values: Se
     current = [Fraction(v) for v in values]
     with flint.ctx.workprec(256):
         lifted = _ball_point(ctx, spec, point)
+        kept: list[int] | None = None
         for _ in range(steps):
             try:
                 f_values, jacobian, _ = _system(spec, lifted, unknowns, ctx,
                                                 [ctx.rational(v) for v in current])
+                if kept is None:  # equations that are exactly 0 here (dead units) drop out
+                    kept = [i for i, v in enumerate(f_values)
+                            if not _exact_zero(v, jacobian[i])]
+                f_values = [f_values[i] for i in kept]
+                jacobian = [jacobian[i] for i in kept]
                 f = flint.arb_mat([[ctx.mpf(v).mid()] for v in f_values])
                 j = flint.arb_mat([[ctx.mpf(v).mid() for v in row] for row in jacobian])
                 step = j.solve(f)

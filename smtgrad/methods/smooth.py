@@ -254,13 +254,19 @@ class TopLayer(Method):
 
         spec, samples, context = problem.spec, problem.samples, problem.context
         limit = budget.draws(200)
-        base = lattice_bases(spec)[0]
-        context.progress(f"M={samples}: top-layer solve on lattice draws ({limit} draws)")
+        # A later step continues the same sequence of draws (one fixed seed per M).
+        state = problem.hints.get(self.name)
+        if not isinstance(state, tuple):
+            state = (top_candidates(spec, samples, lattice_bases(spec)[0]), 0)
+        candidates, before = state
+        context.progress(f"M={samples}: top-layer solve on lattice draws {before + 1}.."
+                         f"{before + limit}")
         done = 0
-        for candidate in top_candidates(spec, samples, base):
+        for candidate in candidates:
             if done >= limit or context.expired():
                 break
             done += 1
+            problem.hints[self.name] = (candidates, before + done)
             if candidate is None:
                 continue
             point, certificate = candidate.point, "exact"
@@ -287,4 +293,4 @@ class TopLayer(Method):
                            verification=check, certificate="enclosure")
         context.effort.add(self.name, done, "draws", limit)
         return Outcome(Verdict.UNKNOWN, self.name, "none",
-                       reason=f"no top-layer root certified in {done} draws")
+                       reason=f"no top-layer root certified in {before + done} draws")

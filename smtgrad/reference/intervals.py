@@ -691,10 +691,6 @@ def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
     """
     import flint
 
-    count = len(equations(spec))
-    if count != len(unknowns):
-        return False, (f"{len(unknowns)} unknowns for {count} independent zero-gradient "
-                       "equations; the enclosure needs a square system")
     if not unknowns:
         return False, "no unknowns: nothing to certify"
     ctx = ArbContext()
@@ -702,11 +698,22 @@ def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
     try:
         with flint.ctx.workprec(precision):
             point = _ball_point(ctx, spec, point)
+            # An equation whose ball over the whole box is the exact zero holds at every
+            # point of the box (arb's exact zero has radius 0: a product with an exact 0,
+            # say a dead ReLU unit's feature); the square system is the others.
+            f_box, jac_box, _ = _system(spec, point, unknowns, ctx,
+                                        [ctx.ball(b.lo, b.hi) for b in box])
+            kept = [i for i, value in enumerate(f_box) if not _exact_zero(value, jac_box[i])]
+            if len(kept) != n:
+                return False, (f"{n} unknowns for {len(kept)} independent zero-gradient "
+                               "equations not identically zero on the box; the enclosure "
+                               "needs a square system")
+            jac_box = [jac_box[i] for i in kept]
             centre = [(b.lo + b.hi) / 2 for b in box]
             centre_balls = [ctx.rational(c) for c in centre]
             f_centre, jac_centre, _ = _system(spec, point, unknowns, ctx, centre_balls)
-            _, jac_box, _ = _system(spec, point, unknowns, ctx,
-                                    [ctx.ball(b.lo, b.hi) for b in box])
+            f_centre = [f_centre[i] for i in kept]
+            jac_centre = [jac_centre[i] for i in kept]
             middle = flint.arb_mat([[ctx.mpf(v).mid() for v in row] for row in jac_centre])
             try:
                 y = middle.inv().mid()
@@ -730,6 +737,11 @@ def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
         return True, "Krawczyk operator maps the box into its interior"
     except (ZeroDivisionError, InexactValue) as error:
         return False, f"ball evaluation failed: {error}"
+
+
+def _exact_zero(value: Any, derivatives: Sequence[Any]) -> bool:
+    """A ball (and its derivatives) that is exactly 0: zero for every point of the box."""
+    return all(_is_ball(v) and v.is_zero() and v.is_exact() for v in (value, *derivatives))
 
 
 def box_evaluation(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
