@@ -58,7 +58,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from workloads import WIDTH_SERIES_M, Workload, all_workloads  # noqa: E402
+from workloads import SCALE_MS, WIDTH_SERIES_M, Workload, all_workloads  # noqa: E402
 
 SMTGRAD_GRACE = 30.0  # smtgrad keeps its own deadline; the kill is a safety net
 PEER_GRACE = 5.0  # cvc5 may ignore tlimit-per inside its CAD: kill soon after the limit
@@ -75,6 +75,8 @@ MEMORY_METHOD = ("peak RSS of the fresh worker process (os.wait4 ru_maxrss of th
 #: on a shared machine.
 REPEAT_BELOW = 1.0
 REPEATS = 5
+#: Profiled scale rows slower than this (or unanswered) get a table of their own.
+PROFILE_DETAIL_ABOVE = 1.0
 #: Per-measurement start-up (interpreter, imports) for the duration estimate.
 STARTUP_SECONDS = 1.0
 #: Issue 17's targets: seconds for named rows, and peak memory for every scale row.
@@ -199,9 +201,13 @@ def _profile_summary(profiler: Any, path: str, top: int = 12) -> dict[str, Any]:
                 break
         rows.append({"function": f"{short}:{line}({name})", "calls": calls,
                      "own_seconds": round(own, 4), "cumulative_seconds": round(cumulative, 4)})
+    # Modules imported lazily during the solve (e.g. python-flint on the first large system).
+    imports = max((r["cumulative_seconds"] for r in rows
+                   if r["function"].endswith("(_find_and_load)")), default=0.0)
     by_own = sorted(rows, key=lambda r: -r["own_seconds"])[:top]
     by_cumulative = sorted(rows, key=lambda r: -r["cumulative_seconds"])[:top]
-    return {"total_seconds": round(total, 4), "by_own_time": by_own,
+    return {"total_seconds": round(total, 4), "import_seconds": round(imports, 4),
+            "by_own_time": by_own,
             "by_cumulative_time": by_cumulative, "prof_file": path}
 
 
@@ -339,10 +345,14 @@ def measure(tool: str, workload: Workload, timeout: float,
         with contextlib.suppress(ChildProcessError):
             os.wait4(process.pid, 0)
         Path(out).unlink(missing_ok=True)
+        if process.stdout is not None:
+            process.stdout.close()
         raise
     process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - wall_start
     reader.join(2)
+    if process.stdout is not None:
+        process.stdout.close()
     try:
         record: dict[str, Any] = json.loads(Path(out).read_text() or "{}")
     except (OSError, json.JSONDecodeError):
@@ -556,16 +566,16 @@ def run_row(workload: Workload, args: argparse.Namespace,
         fast_peers = [tool for tool, record in peers.items() if _fast(record)]
         runs: dict[str, list[dict[str, Any]]] = {"smtgrad": [ours],
                                                  **{t: [peers[t]] for t in fast_peers}}
-        for _ in range(REPEATS - 1):
+        for _ in range(args.repeats - 1):
             runs["smtgrad"].append(measure("smtgrad", workload, args.timeout))
             for tool in fast_peers:
                 runs[tool].append(measure(tool, workload, args.peer_timeout))
         _take_medians(ours, runs["smtgrad"])
         for tool in fast_peers:
             _take_medians(peers[tool], runs[tool])
-        log(f"median of {REPEATS}: smtgrad {_fmt_seconds(ours.get('seconds'))}")
+        log(f"median of {args.repeats}: smtgrad {_fmt_seconds(ours.get('seconds'))}")
     if (workload.role == "scale" and not args.no_profile
-            and (not _solved(ours) or (ours.get("seconds") or 0) > args.profile_above)):
+            and (not _solved(ours) or (ours.get("seconds") or 0) >= args.profile_above)):
         folder = (args.out if args.out_is_scratch else HERE / "results") / "profiles"
         folder.mkdir(parents=True, exist_ok=True)
         profiled = measure("smtgrad", workload, args.timeout,
@@ -749,13 +759,25 @@ def fit_slope(points: list[tuple[float, float]]) -> float | None:
     return sxy / sxx
 
 
-def _series(rows: list[dict[str, Any]], axis: str) -> list[dict[str, Any]]:
+def _dedupe(rows: list[dict[str, Any]], axis: str) -> list[dict[str, Any]]:
+    """One row per axis value (a scale row over a regression row of the same net and M)."""
+    chosen: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        x = row["axis"][axis]
+        if x not in chosen or (row["role"] == "scale" and chosen[x]["role"] != "scale"):
+            chosen[x] = row
+    return [chosen[x] for x in sorted(chosen)]
+
+
+def _series(rows: list[dict[str, Any]], axis: str, m: int = WIDTH_SERIES_M
+            ) -> list[dict[str, Any]]:
+    """The 1-1-1 rows by M (axis "M"), or the 1-k-1 rows at this M by width."""
     if axis == "M":
         chosen = [r for r in rows if r["axis"].get("net") == "1-1-1" and "M" in r["axis"]]
     else:
         chosen = [r for r in rows if r["axis"].get("depth") == 1 and "width" in r["axis"]
-                  and r["axis"].get("M") == WIDTH_SERIES_M]
-    return sorted(chosen, key=lambda r: r["axis"][axis])
+                  and r["axis"].get("M") == m]
+    return _dedupe(chosen, axis)
 
 
 def growth(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -792,14 +814,34 @@ def _slope_text(fit: dict[str, Any]) -> str:
 # Markdown and plot.
 
 
-def _where_time_goes(rows: list[dict[str, Any]], raw: list[dict[str, Any]]) -> list[str]:
-    lines: list[str] = []
-    for entry in raw:
-        profiled = (entry.get("smtgrad") or {}).get("profiled_run")
-        if not profiled or not profiled.get("profile"):
+def _short(function: str) -> str:
+    return (function.replace("smtgrad/", "").replace("~:0(<built-in method ", "<")
+            .replace("~:0(<", "<"))
+
+
+def _where_time_goes(raw: list[dict[str, Any]], detail_above: float) -> list[str]:
+    profiled_rows = [(entry["workload"], entry["smtgrad"]["profiled_run"]) for entry in raw
+                     if ((entry.get("smtgrad") or {}).get("profiled_run") or {}).get("profile")]
+    if not profiled_rows:
+        return []
+    lines = ["One more run of smtgrad per scale row under cProfile (which slows it down). "
+             "Imports: modules loaded lazily inside the solve (python-flint, sympy, ...).", "",
+             "| workload | profiled run | imports inside the solve | heaviest functions by "
+             "own time (s) |", "|---|---|---|---|"]
+    for name, profiled in profiled_rows:
+        profile = profiled["profile"]
+        top = ", ".join(f"`{_short(item['function'])}` {item['own_seconds']:.3f}"
+                        for item in profile["by_own_time"][:3])
+        lines.append(f"| {name} | {profiled.get('verdict')} "
+                     f"{_fmt_seconds(profiled.get('seconds'))} | "
+                     f"{profile.get('import_seconds', 0):.3f} s | {top} |")
+    lines.append("")
+    for name, profiled in profiled_rows:
+        if profiled.get("verdict") in ("sat", "unsat") and \
+                (profiled.get("seconds") or 0) <= detail_above:
             continue
         profile = profiled["profile"]
-        lines += [f"**{entry['workload']}** — profiled run: {profiled.get('verdict')} in "
+        lines += [f"**{name}** — profiled run: {profiled.get('verdict')} in "
                   f"{_fmt_seconds(profiled.get('seconds'))} (cProfile adds overhead); "
                   f"attempts: " + "; ".join(
                       f"M={a['samples']} {a['verdict']} by {a['method']} "
@@ -853,7 +895,7 @@ def markdown(rows: list[dict[str, Any]], raw: list[dict[str, Any]], info: dict[s
         f"{PEER_GRACE:g} s later and counts as a timeout). Every measurement in a fresh "
         "process; times from the parsed spec to the answer (smtgrad: the whole portfolio "
         "and the exact verification; peers: building the formula, for cvc5 its SMT-LIB "
-        f"export and parse, and the check), imports excluded; the median of {REPEATS} runs "
+        f"export and parse, and the check), imports excluded; the median of {args.repeats} runs "
         f"where smtgrad answers in under {REPEAT_BELOW:g} s. Peak MB: {MEMORY_METHOD}. "
         "Witness bits: bit length of the largest numerator / denominator in the witness.",
         "",
@@ -879,10 +921,9 @@ def markdown(rows: list[dict[str, Any]], raw: list[dict[str, Any]], info: dict[s
             lines += ["### Growth (least-squares slope of log time against log M / log width)",
                       "", *[f"- {_slope_text(fit)}" for fit in fits.values()], "",
                       "![time against M and width](results.png)", ""]
-            where = _where_time_goes(rows, raw)
+            where = _where_time_goes(raw, PROFILE_DETAIL_ABOVE)
             if where:
-                lines += ["### Where the time goes (profiled scale rows: slow or unanswered)",
-                          "", *where]
+                lines += ["### Where the time goes", "", *where]
     lines += _included("landscape.md", "Fixed-data rows", "python bench/landscape.py")
     lines += _included("smooth.md", "Smooth family", "python bench/smooth.py")
     lines += ["### The CLI", "",
@@ -907,18 +948,14 @@ def plot(rows: list[dict[str, Any]], fits: dict[str, Any], path: Path,
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: skipped the plot (pip install matplotlib)"
-    panels = [("M", _series(rows, "M"), "samples M", "1-1-1 ReLU, MSE, generic")]
-    width_rows = [r for r in rows if r["axis"].get("depth") == 1 and "width" in r["axis"]]
-    panels.append(("width", width_rows, "hidden units k", "1-k-1 ReLU, MSE, generic"))
-    if not any(series for _, series, _, _ in panels):
+    panels = [("M", [(None, _series(rows, "M"))], "samples M", "1-1-1 ReLU, MSE, generic"),
+              ("width", [(m, _series(rows, "width", m)) for m in sorted(SCALE_MS, reverse=True)],
+               "hidden units k", "1-k-1 ReLU, MSE, generic")]
+    if not any(points for _, groups, _, _ in panels for _, points in groups):
         return "no 1-1-1 or 1-k-1 rows in this run: skipped the plot"
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     colours = {"z3": "tab:red", "cvc5": "tab:green"}
-    for ax, (axis, series, xlabel, title) in zip(axes, panels, strict=True):
-        groups = ([(None, series)] if axis == "M" else
-                  [(m, sorted((r for r in series if r["axis"].get("M") == m),
-                              key=lambda r: r["axis"]["width"]))
-                   for m in sorted({r["axis"].get("M") for r in series}, reverse=True)])
+    for ax, (axis, groups, xlabel, title) in zip(axes, panels, strict=True):
         for m, points in groups:
             if not points:
                 continue
@@ -966,7 +1003,8 @@ def plot(rows: list[dict[str, Any]], fits: dict[str, Any], path: Path,
         ax.set_xlabel(xlabel)
         ax.set_ylabel("seconds")
         ax.set_title(title)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
         ax.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -1002,10 +1040,11 @@ def estimate(workloads: list[Workload], args: argparse.Namespace,
         before = previous.get(workload.name, {})
         ours = before.get("smtgrad_seconds")
         ours = 2.0 if ours is None else ours
-        expected += STARTUP_SECONDS + ours * (REPEATS if ours < REPEAT_BELOW else 1)
+        expected += STARTUP_SECONDS + ours * (args.repeats if ours < REPEAT_BELOW else 1)
         worst += STARTUP_SECONDS + args.timeout
-        if workload.role == "scale" and not args.no_profile and ours > args.profile_above:
+        if workload.role == "scale" and not args.no_profile and ours >= args.profile_above:
             expected += STARTUP_SECONDS + 2 * ours
+            worst += STARTUP_SECONDS + args.timeout
         if args.no_baseline:
             continue
         for tool in workload.peers:
@@ -1019,7 +1058,7 @@ def estimate(workloads: list[Workload], args: argparse.Namespace,
 def row_key(workload: Workload, args: argparse.Namespace, code: str, peer_code: str) -> str:
     settings = [workload.yaml, workload.minimal, workload.samples, list(workload.peers),
                 args.timeout, args.peer_timeout, args.no_baseline, args.no_profile,
-                args.profile_above, REPEATS, code, peer_code]
+                args.profile_above, args.repeats, code, peer_code]
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:20]
 
 
@@ -1049,8 +1088,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="ignore rows checkpointed by an interrupted run")
     parser.add_argument("--no-profile", action="store_true",
                         help="no profiled run of slow or unanswered scale rows")
-    parser.add_argument("--profile-above", type=float, default=1.0,
-                        help="profile scale rows where smtgrad takes longer (s, default 1)")
+    parser.add_argument("--profile-above", type=float, default=0.0,
+                        help="profile the scale rows where smtgrad takes longer than this "
+                             "(s; default 0: every scale row)")
+    parser.add_argument("--repeats", type=int, default=REPEATS,
+                        help=f"runs of a row answered in under {REPEAT_BELOW:g} s (median; "
+                             f"default {REPEATS})")
     parser.add_argument("--no-snapshot", action="store_true",
                         help="import the live smtgrad/ tree in every worker instead of a copy "
                              "frozen at the start of the run")
@@ -1103,6 +1146,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# expected duration: about {expected / 60:.0f} min (at most {worst / 60:.0f} min "
           f"if every measurement runs into its timeout)", file=sys.stderr, flush=True)
 
+    lock = out / "results.lock"
+    try:
+        other = int(lock.read_text().strip() or 0)
+    except (OSError, ValueError):
+        other = 0
+    if other and other != os.getpid() and Path(f"/proc/{other}").exists():
+        raise SystemExit(f"another bench run (pid {other}) writes to {out}; wait for it, or "
+                         "use --out DIR")
+    lock.write_text(str(os.getpid()))
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     started = time.perf_counter()
     rows, raw = [], []
     try:
@@ -1135,6 +1192,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if snapshot_dir is not None:
             shutil.rmtree(snapshot_dir, ignore_errors=True)
+        lock.unlink(missing_ok=True)
 
     info["loadavg_at_end"] = os.getloadavg()
     info["run_seconds"] = time.perf_counter() - started
@@ -1147,7 +1205,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "settings": {"timeout": args.timeout, "peer_timeout": args.peer_timeout,
                      "smtgrad_grace": SMTGRAD_GRACE, "peer_grace": PEER_GRACE,
-                     "repeats": REPEATS, "repeat_below": REPEAT_BELOW,
+                     "repeats": args.repeats, "repeat_below": REPEAT_BELOW,
                      "memory": MEMORY_METHOD, "targets": {"seconds": TARGET_SECONDS,
                                                           "peak_mb": TARGET_MB},
                      "timing": "perf_counter inside a fresh worker process, from the parsed "
