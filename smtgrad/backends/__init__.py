@@ -82,6 +82,8 @@ class SolverAnswer:
     seconds: float = 0.0
     #: Resource units the solver spent (z3's ``rlimit count``), when it reports them.
     work: int | None = None
+    #: The solver that answered (name and version), when a backend runs several.
+    solver: str = ""
 
 
 class Backend(Protocol):
@@ -104,11 +106,13 @@ class Backend(Protocol):
 _REGISTRY: dict[str, tuple[str, str]] = {
     "z3": ("smtgrad.backends.z3_backend", "Z3Backend"),
     "cvc5": ("smtgrad.backends.cvc5_backend", "Cvc5Backend"),
+    # z3 and cvc5 in parallel child processes, the first definite answer (race.py).
+    "both": ("smtgrad.backends.race", "RaceBackend"),
 }
 
 
 #: The Python package each backend's solver comes from.
-_SOLVER_PACKAGES = {"z3": "z3", "cvc5": "cvc5"}
+_SOLVER_PACKAGES = {"z3": ("z3",), "cvc5": ("cvc5",), "both": ("z3", "cvc5")}
 
 
 def require_backend(name: str) -> None:
@@ -117,7 +121,7 @@ def require_backend(name: str) -> None:
     if name not in _REGISTRY:
         raise BackendUnavailable(f"unknown backend {name!r}; expected one of "
                                  f"{', '.join(_REGISTRY)}")
-    if not _package_installed(_SOLVER_PACKAGES[name]):
+    if not all(_package_installed(package) for package in _SOLVER_PACKAGES[name]):
         raise BackendUnavailable(f"backend {name} is not installed; "
                                  f"pip install 'smtgrad[{name}]'")
 

@@ -13,6 +13,7 @@ from pysmt.shortcuts import Bool, Real, Solver
 
 from smtgrad.backends import Z3_UNITS_PER_SECOND, IrrationalValue, SolverAnswer, SolverStatus
 from smtgrad.backends.process import ChildStatus, run_in_child
+from smtgrad.encoding.solving import OPTIONS, declaration_order
 
 #: What the child sends back: status, reason, {name: (kind, text)}, {name: why irrational}.
 _PlainAnswer = tuple[str, str, dict[str, tuple[str, str]], dict[str, str]]
@@ -30,6 +31,15 @@ CVC5_UNITS_PER_Z3_UNIT = 16
 #: a work budget is also a time limit of this many times its idle-second equivalent: on
 #: nonlinear problems a cvc5 budget is therefore not load-independent (z3's is).
 CVC5_TIME_PER_WORK = 3.0
+
+
+def cvc5_time_limit(timeout: float | None, work: int | None) -> float | None:
+    """The time limit cvc5 gets: the deadline's, capped by the work budget's time
+    equivalent (:data:`CVC5_TIME_PER_WORK`)."""
+    if work is None:
+        return timeout
+    capped = CVC5_TIME_PER_WORK * work / Z3_UNITS_PER_SECOND
+    return capped if timeout is None else min(timeout, capped)
 
 
 class _Cvc5Model:
@@ -80,9 +90,7 @@ class Cvc5Backend:
         terms are rebuilt here, in the environment that built ``formula``.
         """
         start = time.perf_counter()
-        if work is not None:
-            capped = CVC5_TIME_PER_WORK * work / Z3_UNITS_PER_SECOND
-            timeout = capped if timeout is None else min(timeout, capped)
+        timeout = cvc5_time_limit(timeout, work)
         wait = None if timeout is None else timeout + _KILL_MARGIN
         result = run_in_child(_child, (self, formula, timeout, work), wait)
         if result.status is not ChildStatus.OK or result.value is None:
@@ -106,12 +114,14 @@ class Cvc5Backend:
     def _solve(self, formula: FNode, timeout: float | None,
                work: int | None = None) -> SolverAnswer:
         start = time.perf_counter()
-        options: dict[str, object] = {"nl-cov": "true"}
+        options: dict[str, object] = dict(OPTIONS["cvc5"])  # as `smtgrad export` writes
         if timeout is not None:
             options["tlimit-per"] = max(1, int(timeout * 1000))
         if work is not None:
             options["rlimit-per"] = max(1, work // CVC5_UNITS_PER_Z3_UNIT)
         with Solver(name="cvc5", logic=QF_NRA, solver_options=options) as solver:
+            for symbol in declaration_order(formula):  # cvc5's variable order (solving.py)
+                solver.converter.convert(symbol)
             solver.add_assertion(formula)
             try:
                 satisfiable = solver.solve()

@@ -181,3 +181,82 @@ def kill_children() -> None:
     for child in multiprocessing.active_children():
         with contextlib.suppress(Exception):
             child.kill()
+
+
+def race_in_children(calls: list[tuple[Callable[..., Any], tuple[Any, ...], float | None]],
+                     decisive: Callable[[Any], bool]) -> list[ChildResult[Any]]:
+    """Call each ``function(*args)`` in its own child process, all at once, each waited for
+    at most its own ``timeout``; stop every child as soon as one returns a value that
+    ``decisive`` accepts. The same contract as :func:`run_in_child` (fork, plain results,
+    every child killed and reaped on every way out), one result per call: a child that
+    was stopped because another answered first is TIMEOUT with the error ``"stopped:
+    another child answered first"``."""
+    from multiprocessing.connection import wait as wait_for
+
+    start = time.perf_counter()
+    context = _context()
+    children: list[Any] = []
+    receivers: list[Any] = []
+    results: list[ChildResult[Any] | None] = [None] * len(calls)
+    deadlines = [None if timeout is None else start + timeout for _, _, timeout in calls]
+    decided = False
+    try:
+        for function, args, _ in calls:
+            receiver, sender = context.Pipe(duplex=False)
+            child = context.Process(target=_child_main, args=(function, args, sender),
+                                    daemon=False)
+            try:
+                child.start()
+            finally:
+                sender.close()
+            children.append(child)
+            receivers.append(receiver)
+        pending = set(range(len(calls)))
+        while pending and not decided:
+            now = time.perf_counter()
+            for index in [i for i in pending if deadlines[i] is not None
+                          and now >= deadlines[i]]:  # type: ignore[operator]
+                pending.discard(index)
+                results[index] = ChildResult(ChildStatus.TIMEOUT, error=(
+                    f"no answer after {calls[index][2]:g} s"), seconds=now - start)
+            if not pending:
+                break
+            limits = [deadlines[i] - now for i in pending if deadlines[i] is not None]  # type: ignore[operator]
+            ready = wait_for([receivers[i] for i in pending],
+                             max(0.0, min(limits)) if limits else None)
+            for index in [i for i in pending if receivers[i] in ready]:
+                pending.discard(index)
+                try:
+                    message = receivers[index].recv()
+                except EOFError:
+                    children[index].join()
+                    results[index] = ChildResult(
+                        ChildStatus.CRASHED, error=_how_it_died(children[index].exitcode),
+                        seconds=time.perf_counter() - start)
+                    continue
+                except Exception as error:
+                    results[index] = ChildResult(ChildStatus.CRASHED, error=(
+                        f"unreadable answer from the child process: {_one_line(error)}"),
+                        seconds=time.perf_counter() - start)
+                    continue
+                status, value, why, details = message
+                seconds = time.perf_counter() - start
+                if status == ChildStatus.OK.value:
+                    results[index] = ChildResult(ChildStatus.OK, value=value, seconds=seconds)
+                    decided = decided or decisive(value)
+                else:
+                    results[index] = ChildResult(ChildStatus(status), error=why,
+                                                 details=details, seconds=seconds)
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.kill()
+        for child in children:
+            child.join()
+            child.close()
+        for receiver in receivers:
+            receiver.close()
+    seconds = time.perf_counter() - start
+    return [result if result is not None else ChildResult(
+        ChildStatus.TIMEOUT, error="stopped: another child answered first", seconds=seconds)
+        for result in results]

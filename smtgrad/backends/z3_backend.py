@@ -24,6 +24,7 @@ from pysmt.solvers.z3 import Z3Converter
 
 from smtgrad.backends import IrrationalValue, SolverAnswer, SolverStatus
 from smtgrad.backends.threads import solver_thread
+from smtgrad.encoding.solving import declaration_order
 
 
 class _Z3Model:
@@ -133,6 +134,8 @@ class Z3Backend:
             if work is not None:
                 # Counted per check in this fresh context: deterministic, unlike time.
                 solver.set("rlimit", max(1, work))
+            for symbol in declaration_order(formula):  # the order export declares them in
+                converter.convert(symbol)
             solver.add(converter.convert(formula))
             built.append((solver, converter))
             if deadline is not None:

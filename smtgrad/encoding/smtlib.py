@@ -10,41 +10,59 @@ from __future__ import annotations
 
 import io
 
-from pysmt.logics import QF_NRA
-from pysmt.smtlib.script import smtlibscript_from_formula
-
 from smtgrad.encoding.builder import Encoding
+from smtgrad.encoding.solving import LOGIC, OPTIONS, declaration_order
 from smtgrad.spec import Spec
 
 #: The values of ``(set-info :status ...)``.
 STATUSES = ("sat", "unsat", "unknown")
 
+#: The solvers an export can be written for (their options differ: each rejects the
+#: other's).
+SOLVERS = tuple(OPTIONS)
 
-def to_smtlib(encoding: Encoding, title: str, status: str = "unknown") -> str:
+
+def to_smtlib(encoding: Encoding, title: str, status: str = "unknown",
+              solver: str = "z3") -> str:
     """A complete SMT-LIB 2 script: options, logic, status, declarations, assertions,
-    ``(check-sat)`` and ``(get-model)``."""
+    ``(check-sat)`` and ``(get-model)``.
+
+    What ``solver``'s backend solves (:mod:`smtgrad.encoding.solving`): its options, the
+    logic, the unknowns declared in the order the backend creates them, the same formula
+    (one assertion). Time and work limits are not written (give them to the solver)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
-    script = smtlibscript_from_formula(encoding.formula(), logic=QF_NRA)
-    body = io.StringIO()
-    script.serialize(body, daggify=False)
+    if solver not in OPTIONS:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
+    formula = encoding.formula()
     buffer = io.StringIO()
     buffer.write(f"; {title}\n")
+    buffer.write(f"; written for {solver}: its backend's options, logic and declaration "
+                 "order (smtgrad export --solver)\n")
     buffer.write("; unknowns: W<l>_<j>_<i>, b<l>_<j> parameters; X_<m>_<i> inputs; "
                  "r_<m>_<k> residuals yhat - y;\n")
     buffer.write("; u_<l>_<m>_<j> pre-activations, a_* activations, d_* backpropagated "
                  "deltas, phase_* linear pieces.\n")
     buffer.write("; Gradients are written up to the positive loss factor 2*scale/N.\n")
     buffer.write("; A model (get-model) reads back with: smtgrad check SPEC --smt-model FILE\n")
-    buffer.write("(set-option :produce-models true)\n")
+    for option, value in OPTIONS[solver].items():
+        buffer.write(f"(set-option :{option} {value})\n")
     buffer.write("(set-info :smt-lib-version 2.6)\n")
-    lines = body.getvalue().rstrip("\n").split("\n")
-    for line in lines:
-        buffer.write(line + "\n")
-        if line.startswith("(set-logic"):
-            buffer.write(f"(set-info :status {status})\n")
+    buffer.write(f"(set-logic {LOGIC})\n")
+    buffer.write(f"(set-info :status {status})\n")
+    for symbol in declaration_order(formula):
+        kind = "Bool" if symbol.symbol_type().is_bool_type() else "Real"
+        buffer.write(f"(declare-fun {_quoted(symbol.symbol_name())} () {kind})\n")
+    buffer.write(f"(assert {formula.to_smtlib(daggify=False)})\n")
+    buffer.write("(check-sat)\n")
     buffer.write("(get-model)\n")
     return buffer.getvalue()
+
+
+def _quoted(name: str) -> str:
+    from pysmt.smtlib.printers import quote
+
+    return str(quote(name))
 
 
 def _proved_covers(proved: str | None, low: int, high: int, samples: int) -> bool:

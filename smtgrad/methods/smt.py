@@ -38,6 +38,7 @@ class SmtRunner:
 
     def __init__(self, context: Context) -> None:
         self.context = context
+        self._lattice_backend: Backend | None = None
 
     def solve(self, spec: Spec, samples: int, mode: Mode = EXACT,
               work: int | None = None, verify_against: Spec | None = None) -> Outcome:
@@ -59,12 +60,14 @@ class SmtRunner:
         except EncodingTimeout:
             return Outcome(Verdict.UNKNOWN, mode.describe(), "none",
                            reason=f"{context.timeout_reason()} (while encoding)")
-        backend = self.context.backend
+        backend = self.backend_for(mode)
         remaining = self.context.remaining()
         if remaining is not None and remaining <= 0:
             return Outcome(Verdict.UNKNOWN, mode.describe(), backend.version(),
                            reason=self.context.timeout_reason())
         answer = backend.solve(encoding.formula(), remaining, work)
+        if answer.solver:  # backend "both": name the solver that answered
+            backend = _Answered(backend, answer.solver)
         if answer.work is not None:
             context.effort.add(backend.name, answer.work, "resource units", work)
         else:
@@ -81,7 +84,8 @@ class SmtRunner:
                     f"ln {p} relaxed to ({lo}, {hi})" for p, (lo, hi) in
                     sorted(encoding.relaxed.items())) + " (an over-approximation)"
             if self.context.options.cross_check:
-                return self.cross_check(spec, encoding, samples, method, reason)
+                return self.cross_check(spec, encoding, samples, method, reason,
+                                        backend.version())
             return Outcome(Verdict.UNSAT, method, backend.version(), reason=reason)
         if answer.status is SolverStatus.UNKNOWN:
             return Outcome(Verdict.UNKNOWN, method, backend.version(), reason=answer.reason)
@@ -137,22 +141,31 @@ class SmtRunner:
             "is satisfiable (that proves nothing), and no exact witness was completed from "
             "its model"))
 
+    def backend_for(self, mode: Mode) -> Backend:
+        """The solve's backend; with ``both``, z3 alone on log lattices (many small sat-only
+        calls, where two processes per call would cost more than they win)."""
+        if self.context.options.backend == "both" and mode.kind is ModeKind.LATTICE:
+            if self._lattice_backend is None:
+                self._lattice_backend = get_backend("z3")
+            return self._lattice_backend
+        return self.context.backend
+
     def cross_check(self, spec: Spec, encoding: Encoding, samples: int, method: str,
-                    reason: str) -> Outcome:
-        other_name = "cvc5" if self.context.options.backend == "z3" else "z3"
+                    reason: str, proved_by: str) -> Outcome:
+        other_name = "z3" if proved_by.startswith("cvc5") else "cvc5"
         try:
             other = get_backend(other_name)
         except Exception as error:  # BackendUnavailable and solver start-up failures
-            return Outcome(Verdict.UNKNOWN, method, self.context.backend.version(),
+            return Outcome(Verdict.UNKNOWN, method, proved_by,
                            reason=f"{reason}, but the cross-check could not run: {error}")
         self.context.progress(f"M={samples}: cross-checking unsat with {other_name}")
         answer = other.solve(encoding.formula(), self.context.remaining())
         if answer.status is SolverStatus.UNSAT:
-            return Outcome(Verdict.UNSAT, method, f"{self.context.backend.version()} + "
+            return Outcome(Verdict.UNSAT, method, f"{proved_by} + "
                             f"{other.version()}", reason=f"{reason}; confirmed by "
                             f"{other.version()}")
-        return Outcome(Verdict.UNKNOWN, method, self.context.backend.version(), reason=(
-            f"solvers disagree: {self.context.backend.version()} says unsat, {other.version()} "
+        return Outcome(Verdict.UNKNOWN, method, proved_by, reason=(
+            f"solvers disagree: {proved_by} says unsat, {other.version()} "
             f"says "
             f"{answer.status.value}{' (' + answer.reason + ')' if answer.reason else ''}"))
 
@@ -203,6 +216,23 @@ class SmtRunner:
             f"a solution exists but the solver's model is irrational ({why}) and no rational "
             "witness was found near it"))
 
+
+
+class _Answered:
+    """A backend that runs several solvers, named after the one that answered (its
+    reasons say who proved what); solving again runs all of them again."""
+
+    def __init__(self, backend: Backend, solver: str) -> None:
+        self._backend = backend
+        self._solver = solver
+        self.name = solver.split()[0]
+
+    def version(self) -> str:
+        return self._solver
+
+    def solve(self, formula: Any, timeout: float | None,
+              work: int | None = None) -> SolverAnswer:
+        return self._backend.solve(formula, timeout, work)
 
 
 def _read_witness(encoding: Encoding, model: Model, approximate: bool = False) -> Witness:
