@@ -367,16 +367,23 @@ def export(
     output_path: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this "
                                                                             "file instead of "
                                                                             "stdout.")] = None,
+    solver: Annotated[str, typer.Option("--solver", help="Write the options and declaration "
+                                                         "order of this backend: z3 or "
+                                                         "cvc5.")] = "z3",
 ) -> None:
-    """Print the SMT-LIB 2 script of the query that `solve` sends to the solver."""
+    """Print the SMT-LIB 2 script of the query that `solve` sends to the solver (with the
+    logic, options and declaration order that backend uses; time limits are not written)."""
     with _errors_to_exit_codes():
         from smtgrad.encoding.builder import check_supported, encode
         from smtgrad.encoding.environment import private_environment
         from smtgrad.encoding.modes import EXACT, Mode, ModeKind, UnsupportedSpec, is_smooth
-        from smtgrad.encoding.smtlib import expected_status, to_smtlib
+        from smtgrad.encoding.smtlib import SOLVERS, expected_status, to_smtlib
         from smtgrad.numbers import NumberError, parse_exact
         from smtgrad.spec import LossKind, load_spec, sample_plan
 
+        if solver not in SOLVERS:
+            _fail(EXIT_BAD_INPUT, f"--solver: expected one of {', '.join(SOLVERS)}, not "
+                                  f"{solver!r}")
         written = load_spec(spec_path)
         count = sample_plan(written, samples, minimal=False)[0].min
         spec = written.with_samples(count)
@@ -399,7 +406,7 @@ def export(
                 encoded = encode(spec, count, mode)
                 script = to_smtlib(encoded,
                                    f"smtgrad {spec.name} at M={count}, {mode.describe()}",
-                                   status=expected_status(written, encoded))
+                                   status=expected_status(written, encoded), solver=solver)
         except UnsupportedSpec as error:
             _fail(EXIT_BAD_INPUT, f"cannot export: {error}")
         if output_path is None:
