@@ -20,6 +20,10 @@ import typer
 
 from smtgrad._entry import INTERRUPTED, exit_now_if_a_solver_thread_lives, install_interrupt_handler
 
+#: smtgrad.spec.MAX_SAMPLES, written out so that ``--help`` does not import the spec
+#: package (tests/test_limits.py keeps the two equal).
+MAX_SAMPLES = 10_000
+
 app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, ...)
     no_args_is_help=True,
@@ -194,7 +198,7 @@ SpecArgument = Annotated[Path, typer.Argument(help="The YAML spec file.", metava
 @app.command()
 def solve(
     spec_path: SpecArgument,
-    samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=1000,
+    samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=MAX_SAMPLES,
                                                 help="Number of samples M (overrides the "
                                                      "spec).")] = None,
     minimal: Annotated[bool, typer.Option("--minimal", help="Walk M up from the smallest "
@@ -354,7 +358,7 @@ class EncodingChoice(str, Enum):
 @app.command()
 def export(
     spec_path: SpecArgument,
-    samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=1000,
+    samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=MAX_SAMPLES,
                                                 help="Number of samples M (default: the "
                                                      "spec's smallest).")] = None,
     encoding: Annotated[EncodingChoice, typer.Option(
@@ -487,7 +491,7 @@ def sweep(
     timeout: Annotated[float | None, typer.Option("--timeout", "-t", min=0.1, help="Seconds "
                                                   "per cell (default: the grid's timeout, "
                                                   "else 60).")] = None,
-    samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=1000,
+    samples: Annotated[int | None, typer.Option("--samples", "-m", min=1, max=MAX_SAMPLES,
                                                 help="Solve every cell at this M (with "
                                                      "--minimal: walk up to it).")] = None,
     minimal: Annotated[bool | None, typer.Option("--minimal", help="Walk M up from 1 in "

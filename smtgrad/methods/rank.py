@@ -36,7 +36,7 @@ from smtgrad.reference.network import (
     kink_points,
 )
 from smtgrad.reference.witness import Witness
-from smtgrad.spec import LossKind, Network, Spec, TargetKind, entries
+from smtgrad.spec import Conventions, Layer, LossKind, Network, Spec, TargetKind, entries
 
 
 def applicable(spec: Spec) -> bool:
@@ -99,6 +99,10 @@ def _plan(spec: Spec) -> _Plan:
                  {layer: tuple(items) for layer, items in by_layer.items()})
 
 
+class _OutOfTime(Exception):
+    """The deadline passed in the middle of a draw."""
+
+
 class _Sampler:
     """Draws small rational parameters and inputs, honouring fixed values.
 
@@ -106,12 +110,20 @@ class _Sampler:
     :func:`_exact_parameters` turns them into Fractions for the witness.
     """
 
-    def __init__(self, spec: Spec, samples: int, seed: int) -> None:
+    def __init__(self, spec: Spec, samples: int, seed: int,
+                 deadline: float | None = None) -> None:
         self.spec = spec
         self.samples = samples
         self.random = random.Random(seed)
         self._bits = self.random.getrandbits
         self.shapes = spec.network.parameter_shapes()
+        self.deadline = deadline
+
+    def on_time(self, step: int) -> None:
+        """Raise :class:`_OutOfTime` past the deadline (checked every 256 steps: one draw
+        at M = 10,000 makes thousands of forward passes)."""
+        if step % 256 == 0 and self.deadline is not None and time.perf_counter() > self.deadline:
+            raise _OutOfTime
 
     def randint(self, low: int, high: int) -> int:
         """A uniform integer in [low, high]: ``random.randint``'s rejection sampling over
@@ -191,6 +203,7 @@ class _Sampler:
         spread = max(magnitude, self.samples)
         free = "X" not in spec.fixed
         for m in range(self.samples):
+            self.on_time(m)
             row: tuple[Number, ...] = ()
             for tries in range(60):
                 denominator = 1 if tries < 5 else self.choice((3, 5, 7))
@@ -214,6 +227,133 @@ class _Sampler:
         value: Number = numerator if denominator == 1 else integral_as_int(Fraction(numerator,
                                                                            denominator))
         return value
+
+    def structured(self, magnitude: int, attempt: int
+                   ) -> tuple[Parameters, tuple[tuple[Number, ...], ...]]:
+        """Parameters and inputs that are generic by construction (free inputs only).
+
+        Inputs are distinct rows of even integers; weights are nonzero. Each layer has
+        a few prototype units; every unit is a positive multiple of one (the same kink,
+        the same derivative pattern, a proportional feature: the zero rows keep a low
+        rank, which is what a witness needs once M exceeds the number of queried
+        entries). A prototype's bias is chosen after its pre-activations w . h_m are
+        known: its kink falls in a gap between two consecutive values (``lo + 1`` when
+        the gap is at least 2, which even inputs guarantee in the first layer, else the
+        midpoint), or every sample lies on its steepest outer piece. No sample is then
+        on a kink. The upper layers follow a profile (by ``attempt``): every sample on
+        their steepest piece (the upper net is affine on the data, so the first layer's
+        features have room), their kinks among the samples too, or a mix.
+        """
+        spec = self.spec
+        network = spec.network
+        spread = max(magnitude, self.samples)
+        rows: list[tuple[Number, ...]] = []
+        seen: set[tuple[Number, ...]] = set()
+        while len(rows) < self.samples:
+            row = tuple([2 * value for value in
+                         self.integers(network.inputs, spread, nonzero=False)])
+            if row not in seen:
+                seen.add(row)
+                rows.append(row)
+        profile = (attempt // 2) % 3
+        current: Sequence[tuple[Any, ...]] = rows
+        weights: list[tuple[tuple[Number, ...], ...]] = []
+        biases: list[tuple[Number, ...]] = []
+        for index, layer in enumerate(network.layers):
+            output = index == network.depth - 1
+            between = not output and (index == 0 or profile == 1 or
+                                      (profile == 2 and self.randint(0, 1) == 1))
+            weight, bias = self._structured_layer(index, layer, current, magnitude, between,
+                                                  attempt)
+            weights.append(weight)
+            biases.append(bias)
+            current = [tuple([activation_value(layer, u, RATIONAL) for u in
+                              affine(weight, bias, h)]) for h in current]
+        return Parameters(tuple(weights), tuple(biases)), tuple(rows)
+
+    def _structured_layer(self, index: int, layer: Layer, below: Sequence[tuple[Any, ...]],
+                          magnitude: int, between: bool, attempt: int
+                          ) -> tuple[tuple[tuple[Number, ...], ...], tuple[Number, ...]]:
+        spec = self.spec
+        weight_name, bias_name = f"W{index + 1}", f"b{index + 1}"
+        fan_in = len(below[0])
+        units = layer.units
+        kinks = kink_points(layer)
+        if weight_name in spec.fixed or bias_name in spec.fixed or not kinks:
+            prototypes = units  # fixed entries (or no kink): every unit drawn on its own
+        else:
+            choices = sorted({1, 2, units, max(1, self.samples // 4),
+                              max(1, self.samples // 8)} & set(range(1, units + 1)))
+            prototypes = choices[(attempt // 2) % len(choices)]
+        drawn: list[tuple[tuple[Number, ...], Number]] = []
+        for j in range(prototypes):
+            row = tuple([self._value(weight_name, (j, i), magnitude, True, False)
+                         for i in range(fan_in)])
+            if bias_name in spec.fixed and spec.fixed_value(bias_name, (j,)) is not None:
+                bias = self._value(bias_name, (j,), magnitude, False, False)
+            elif not kinks:
+                bias = self.number(magnitude, False, False)
+            else:
+                values = sorted({sum(map(mul, row, h)) for h in below})
+                scale, bias = self._placed_bias(layer, kinks, values, between)
+                if scale != 1:
+                    row = tuple([integral_as_int(Fraction(scale * w)) for w in row])
+            drawn.append((row, bias))
+        weight, biases = [], []
+        for j in range(units):
+            if j < prototypes:
+                row, bias = drawn[j]
+            else:  # a positive multiple: the same kink, the same pattern
+                row, bias = drawn[self.randint(0, prototypes - 1)]
+                scale = self.randint(1, 3)
+                row, bias = tuple([scale * w for w in row]), scale * bias
+            weight.append(row)
+            biases.append(bias)
+        return tuple(weight), tuple(biases)
+
+    def _placed_bias(self, layer: Layer, kinks: tuple[int, ...], values: list[Any],
+                     between: bool) -> tuple[Number, Number]:
+        """A (scale, bias) for a unit whose pre-activations w . h_m take ``values``: its
+        kink in a gap of the values (``between``), or every value on the steepest piece
+        (outside the kinks; between them, scaled into it, for hardtanh-like units). No
+        value ever lands on a kink."""
+        side = _steepest_side(layer, self.spec.conventions, kinks)
+        if between and len(kinks) == 2 and len(values) >= 3:
+            # Two kinks (hardtanh): each in its own gap, so the middle piece holds a run
+            # of samples (one kink placed alone leaves the middle piece nearly empty).
+            first = self.randint(0, len(values) - 3)
+            second = self.randint(first + 1, len(values) - 2)
+            low = Fraction(values[first] + values[first + 1], 2)
+            high = Fraction(values[second] + values[second + 1], 2)
+            width = Fraction(kinks[1] - kinks[0]) / (high - low)
+            return integral_as_int(width), integral_as_int(kinks[0] - width * low)
+        if between and len(values) >= 2:
+            gap = self.randint(0, len(values) - 2)
+            low, high = values[gap], values[gap + 1]
+            point = low + 1 if high - low >= 2 else Fraction(low + high, 2)
+            bias = kinks[self.randint(0, len(kinks) - 1)] - point
+            if all(value + bias not in kinks for value in values):
+                placed: Number = integral_as_int(Fraction(bias))
+                return 1, placed
+        if side == 0 and len(kinks) >= 2:
+            # Both outer pieces flat: map [min, max] strictly inside (k_0, k_1).
+            width = Fraction(kinks[1] - kinks[0], values[-1] - values[0] + 1)
+            shift = kinks[0] + width * (Fraction(1, 2) - values[0])
+            return integral_as_int(width), integral_as_int(shift)
+        outside = max(kinks) + 1 - values[0] if side >= 0 else min(kinks) - 1 - values[-1]
+        result: Number = integral_as_int(Fraction(outside))
+        return 1, result
+
+
+def _steepest_side(layer: Layer, conventions: Conventions, kinks: tuple[int, ...]) -> int:
+    """+1 when the piece above every kink is the steeper outer piece (ReLU), -1 when the
+    one below is, 0 when both are flat (hardtanh)."""
+    high, low = max(kinks) + 1, min(kinks) - 1
+    above = abs(activation_derivative(layer, high, high, conventions))
+    below = abs(activation_derivative(layer, low, low, conventions))
+    if above == below == 0:
+        return 0
+    return 1 if above >= below else -1
 
 
 def solve_linear(rows: list[list[Fraction]], rhs: list[Fraction], columns: int
@@ -321,9 +461,10 @@ def _flint_nullspace(rows: Sequence[Sequence[int]], columns: int) -> list[list[i
     return basis
 
 
-def _integer_nullspace(rows: Sequence[Sequence[int]], columns: int) -> list[list[int]]:
-    """Fraction-free Gauss-Jordan elimination: the same null space as :func:`solve_linear`,
-    computed with Python ints (several times faster than Fractions on small systems)."""
+def _integer_rref(rows: Sequence[Sequence[int]], columns: int
+                  ) -> tuple[list[list[int]], list[int]]:
+    """Fraction-free Gauss-Jordan elimination over the integers: rows whose pivot
+    entries are nonzero and whose other pivot columns are zero, and the pivot columns."""
     matrix = [list(row) for row in rows]
     pivots: list[int] = []
     rank = 0
@@ -344,16 +485,138 @@ def _integer_nullspace(rows: Sequence[Sequence[int]], columns: int) -> list[list
                 matrix[r] = [value // common for value in row] if common > 1 else row
         pivots.append(column)
         rank += 1
-    basis = []
-    scale = lcm(*(matrix[r][column] for r, column in enumerate(pivots))) if pivots else 1
-    for free in (c for c in range(columns) if c not in pivots):
-        vector = [0] * columns
-        vector[free] = scale
-        for r, column in enumerate(pivots):
-            vector[column] = -matrix[r][free] * scale // matrix[r][column]
+    return matrix[:rank], pivots
+
+
+def _integer_nullspace(rows: Sequence[Sequence[int]], columns: int) -> list[list[int]]:
+    """The same null space as :func:`solve_linear`, computed with Python ints (several
+    times faster than Fractions on small systems), primitive vectors."""
+    kernel = _Kernel.of(rows, columns)  # small systems: the exact echelon form
+    return [vector for free in kernel.free
+            if (vector := kernel.vector({free: 1})) is not None]
+
+
+#: A prime below 2^63 for nmod_mat: ranks and pivots modulo it equal the rational ones
+#: unless it divides a minor (every vector is checked exactly, so a bad prime only costs
+#: a fallback to the exact echelon form).
+_PRIME = 2**61 - 1
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """The rational null space of an integer matrix A, held through an invertible
+    pivot block: rows R (independent rows of A), pivot columns P with R_P invertible,
+    and ``mix`` / ``scale`` with mix = scale * R_P^-1 (integral).
+
+    A null vector is fixed by its values c on the free (non-pivot) columns:
+    x_F = scale * c, x_P = -mix (R_F c). Building vectors this way never lists a basis,
+    which at M = 10,000 samples would be M - rank vectors of length M (10^8 entries).
+    ``checks`` are rows of A left out of R as dependent (found modulo a prime); every
+    vector is checked against them exactly, and None returned if one fails.
+    """
+
+    columns: int
+    pivots: tuple[int, ...]
+    rows: tuple[Sequence[int], ...]
+    mix: tuple[tuple[int, ...], ...]
+    scale: int
+    free: tuple[int, ...]
+    checks: tuple[Sequence[int], ...] = ()
+
+    @staticmethod
+    def of(rows: Sequence[Sequence[int]], columns: int, modular: bool = True) -> _Kernel:
+        if modular and len(rows) * columns > FLINT_ENTRIES:
+            kernel = _Kernel._modular(rows, columns)
+            if kernel is not None:
+                return kernel
+        matrix, pivots = _integer_rref(rows, columns)
+        # The echelon rows are diagonal on P: mix = diag(L / lead), scale = L.
+        leads = [row[pivot] for row, pivot in zip(matrix, pivots, strict=True)]
+        scale = lcm(*leads) if leads else 1
+        mix = tuple(tuple(scale // lead if i == j else 0 for j in range(len(leads)))
+                    for i, lead in enumerate(leads))
+        taken = set(pivots)
+        return _Kernel(columns, tuple(pivots), tuple(matrix), mix, scale,
+                       tuple(c for c in range(columns) if c not in taken))
+
+    @staticmethod
+    def _modular(rows: Sequence[Sequence[int]], columns: int) -> _Kernel | None:
+        """Independent rows and pivot columns from rank computations modulo a prime
+        (python-flint nmod_mat, fast at 153 x 10,000), the pivot block inverted exactly
+        (fmpz_mat); None if the block is singular over Q (then the exact echelon form)."""
+        import flint
+
+        residues = [[value % _PRIME for value in row] for row in rows]
+        transposed, _ = flint.nmod_mat([list(column) for column in zip(*residues, strict=True)],
+                                       _PRIME).rref()
+        independent = _pivot_columns(transposed, len(rows))
+        chosen = [residues[i] for i in independent]
+        reduced, _ = flint.nmod_mat(chosen, _PRIME).rref() if chosen else (None, 0)
+        pivots = _pivot_columns(reduced, columns) if reduced is not None else []
+        if len(pivots) != len(independent):
+            return None
+        basis = [rows[i] for i in independent]
+        free = tuple(c for c in range(columns) if c not in set(pivots))
+        if not basis:
+            return _Kernel(columns, (), (), (), 1, free, tuple(rows))
+        block = flint.fmpz_mat([[row[c] for c in pivots] for row in basis])
+        determinant = int(block.det())
+        if determinant == 0:
+            return None
+        inverse = block.inv()
+        size = len(pivots)
+        mix = tuple(tuple(int(inverse[i, j] * determinant) for j in range(size))
+                    for i in range(size))
+        others = set(independent)
+        return _Kernel(columns, tuple(pivots), tuple(basis), mix, determinant, free,
+                       tuple(row for i, row in enumerate(rows) if i not in others))
+
+    def vector(self, values: dict[int, int]) -> list[int] | None:
+        """The primitive integer null vector with these (relative) free-column values, or
+        None if a dependent row (:attr:`checks`) refutes it."""
+        vector = [0] * self.columns
+        for column, value in values.items():
+            vector[column] = value * self.scale
+        products = []
+        for row in self.rows:
+            total = 0
+            for column, value in values.items():
+                entry = row[column]
+                if entry:
+                    total += entry * value
+            products.append(total)
+        for pivot, weights in zip(self.pivots, self.mix, strict=True):
+            vector[pivot] = -sum(map(mul, weights, products))
+        support = [*self.pivots, *values]
+        for row in self.checks:
+            if sum(row[c] * vector[c] for c in support) != 0:
+                return None
         common = gcd(*vector)
-        basis.append([value // common for value in vector])
-    return basis
+        return [value // common for value in vector] if common > 1 else vector
+
+    def draw(self, sampler: _Sampler, trial: int) -> list[int] | None:
+        """Null vector number ``trial``: supported on 1, 2, 4 or 8 free columns first
+        (small numbers, most residuals zero), then on every free column."""
+        dimension = len(self.free)
+        size = min(dimension, (1, 2, 4, 8)[trial] if trial < 4 else dimension)
+        chosen: dict[int, int] = {}
+        while len(chosen) < size:
+            column = self.free[sampler.randint(0, dimension - 1)]
+            if column not in chosen:
+                chosen[column] = sampler.choice((-3, -2, -1, 1, 2, 3))
+        return self.vector(chosen)
+
+
+def _pivot_columns(reduced: Any, columns: int) -> list[int]:
+    """The leading column of each nonzero row of a reduced echelon nmod_mat."""
+    pivots: list[int] = []
+    for r in range(reduced.nrows()):
+        lead = next((c for c in range(pivots[-1] + 1 if pivots else 0, columns)
+                     if int(reduced[r, c]) != 0), None)
+        if lead is None:
+            break
+        pivots.append(lead)
+    return pivots
 
 
 def _one_log_nullspace(rows: Sequence[Sequence[Any]], columns: int) -> list[list[Any]]:
@@ -528,14 +791,31 @@ def _residual_witness(spec: Spec, plan: _Plan, sampler: _Sampler, plain: Paramet
     features = [_features(spec, plain, run, k, plan) for run in runs for k in range(outputs)]
     rows = list(zip(*features, strict=True))  # a row per slot, an entry per column
     count = len(features)
-    basis = _nullspace(rows[:plan.zero], count)
-    if not basis:
-        basis = _one_log_nullspace(rows[:plan.zero], count)
-    if not basis:
-        return None
+    zero_rows: Sequence[Sequence[Any]] = rows[:plan.zero]
+    kernel = None
+    basis: list[list[Any]] = []
+    kinds = set(map(type, chain.from_iterable(zero_rows)))
+    if kinds <= _RATIONAL:
+        if not kinds <= _INT_TYPE:  # rows scaled to integers: the same null space
+            zero_rows = [[int(v * scale) for v in row] for row in zero_rows
+                         for scale in (lcm(*(Fraction(v).denominator for v in row)),)]
+        kernel = _Kernel.of(zero_rows, count)
+        if not kernel.free:
+            return None
+    else:
+        basis = _nullspace(zero_rows, count) or _one_log_nullspace(zero_rows, count)
+        if not basis:
+            return None
     # With a one-dimensional null space every residual is a multiple of one vector.
-    for trial in range(1 if len(basis) == 1 else 6):
-        if trial == 0 and len(basis) == 1:
+    single = len(kernel.free) == 1 if kernel is not None else len(basis) == 1
+    for trial in range(1 if single else 6):
+        if kernel is not None:
+            drawn = kernel.draw(sampler, trial)
+            if drawn is None:  # a dependent row refutes it: an unlucky prime
+                kernel = _Kernel.of(zero_rows, count, modular=False)
+                continue
+            residual = drawn
+        elif trial == 0 and len(basis) == 1:
             residual = _integral(basis[0])
         elif not all(type(v) in _RATIONAL for v in basis[0]):
             weights = [sampler.randint(-3, 3) for _ in basis]
@@ -593,7 +873,7 @@ def search(spec: Spec, samples: int, deadline: float | None, attempts: int = 200
     plan = _plan(spec)
     # Draws first .. first + attempts - 1 of the sequence; a later round (first > 0) has
     # its own random stream, so the rounds never repeat a draw.
-    sampler = _Sampler(spec, samples, seed + first)
+    sampler = _Sampler(spec, samples, seed + first, deadline)
     done = 0
     try:
         for attempt in range(first, first + attempts):
@@ -604,9 +884,26 @@ def search(spec: Spec, samples: int, deadline: float | None, attempts: int = 200
             if witness is not None:
                 return witness
         return None
+    except _OutOfTime:
+        return None
     finally:
         if effort is not None:
             effort.add("rank criterion", done, "draws", attempts)
+
+
+def _structurable(spec: Spec) -> bool:
+    """Structured draws need free inputs and rational fixed values (they order and
+    compare pre-activations)."""
+    if "X" in spec.fixed:
+        return False
+    stack: list[Any] = list(spec.fixed.values())
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple | list):
+            stack.extend(item)
+        elif item is not None and type(item) not in _RATIONAL:
+            return False
+    return True
 
 
 def _draw(spec: Spec, network: Network, plan: _Plan, sampler: _Sampler, attempt: int,
@@ -617,6 +914,11 @@ def _draw(spec: Spec, network: Network, plan: _Plan, sampler: _Sampler, attempt:
     # Without `generic`, every third draw from DEGENERATE_FROM on may hold zero weights
     # and repeated inputs: such points are witnesses too, and some specs have no other.
     degenerate = not spec.generic and attempt >= DEGENERATE_FROM and attempt % 3 == 2
+    if attempt % 2 == 0 and not degenerate and _structurable(spec):
+        plain, inputs = sampler.structured(magnitude, attempt)
+        runs = [_forward(network, plain, row) for row in inputs]
+        sampler.on_time(0)
+        return _residual_witness(spec, plan, sampler, plain, inputs, runs, accept)
     plain = sampler.parameters(magnitude, halves=attempt >= INTEGER_DRAWS,
                                zeros=degenerate)
     passes: dict[tuple[Number, ...], _Pass] = {}  # the forward passes `avoid` made

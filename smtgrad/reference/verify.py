@@ -334,11 +334,22 @@ def _requirements(checker: _Checker, evaluation: Evaluation | None,
                 value = entry_at(witness.parameters.block(name), index)
                 checker.decide(operator.ne, (value, 0), f"generic: {_label(name, index)}",
                                f"generic: {_label(name, index)} is zero")
-        for m in range(samples):
-            for n in range(m):
-                checker.decide(operator.ne, (tuple(witness.inputs[m]), tuple(witness.inputs[n])),
-                               f"generic: inputs of samples {n} and {m}",
-                    f"generic: inputs of samples {n} and {m} are equal")
+        rows = [tuple(row) for row in witness.inputs]
+        if all(type(value) in (int, Fraction) for row in rows for value in row):
+            # Rationals: equal rows have equal hashes (Fraction's hash agrees with ==), so
+            # one dictionary pass finds every repeat exactly, in O(M) (M = 10,000 samples
+            # made the pairwise loop 12.5M comparisons, 40 s).
+            first: dict[tuple[Any, ...], int] = {}
+            for m, row in enumerate(rows):
+                n = first.setdefault(row, m)
+                if n != m:
+                    checker.failures.append(f"generic: inputs of samples {n} and {m} are equal")
+        else:
+            for m in range(samples):
+                for n in range(m):
+                    checker.decide(operator.ne, (rows[m], rows[n]),
+                                   f"generic: inputs of samples {n} and {m}",
+                                   f"generic: inputs of samples {n} and {m} are equal")
 
     if evaluation is None:
         return

@@ -9,6 +9,7 @@ was expected; nothing in a spec is ever executed.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,23 @@ from smtgrad.numbers.expr import (
 MAX_SPEC_BYTES = 1_000_000
 MAX_LAYERS = 8
 MAX_UNITS = 64
-MAX_SAMPLES = 1000
+MAX_SAMPLES = 10_000
+#: The largest M x (number of parameters) accepted: the rank criterion holds one
+#: gradient entry per (sample, queried parameter) several times over (about 75 bytes a
+#: cell, measured: 1-64-64-1 at M = 10,000, 43M cells, peaked at 3.2 GB), so this keeps
+#: a solve under 2 GB of memory (1-64-64-64-1 at M = 1000, 8.5M cells: 0.8 GB).
+MAX_PROBLEM_SIZE = 12_000_000
+
+
+def size_refusal(network: Network, samples: int) -> str | None:
+    """Why M samples of ``network`` are too large to solve in 2 GB, or None."""
+    parameters = network.parameter_count()
+    if samples * parameters <= MAX_PROBLEM_SIZE:
+        return None
+    most = MAX_PROBLEM_SIZE // parameters
+    return (f"M = {samples:,} samples x {parameters:,} parameters = {samples * parameters:,} "
+            f"exceeds {MAX_PROBLEM_SIZE:,}, the size smtgrad keeps under 2 GB of memory; "
+            f"this network allows at most M = {most:,}")
 
 
 class SpecError(InputError):
@@ -107,6 +124,10 @@ class Network:
     @property
     def depth(self) -> int:
         return len(self.layers)
+
+    def parameter_count(self) -> int:
+        """The number of weights and biases."""
+        return sum(math.prod(shape) for shape in self.parameter_shapes().values())
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of W1, b1, ..., WL, bL (W_l is units x previous, as torch.nn.Linear).
@@ -322,6 +343,8 @@ def sample_plan(spec: Spec, samples: int | None, minimal: bool
             raise SpecError(spec.source, "--samples", (
                 f"--samples {samples} is too small: {why_least}, so M must be at least "
                 f"{least}"))
+        if (refusal := size_refusal(spec.network, samples)) is not None:
+            raise SpecError(spec.source, "--samples", refusal)
         low, high = (1 if minimal else samples), samples
     elif minimal and spec.samples.min == spec.samples.max:
         low, high = 1, spec.samples.max
@@ -560,6 +583,8 @@ class _Validator:
         fixed_raw = top.get("fixed", {})
         fixed_rows = self.fixed_rows(fixed_raw)
         samples = self.samples(top.get("samples"), fixed_rows)
+        if (refusal := size_refusal(network, samples.max)) is not None:
+            raise self.fail("samples", refusal)
         fixed = self.fixed(fixed_raw, network, samples, targets)
         query = self.query(top["query"], network)
         assume = self.assume(top.get("assume", []), network, samples)
