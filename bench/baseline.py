@@ -205,11 +205,17 @@ def solve_baseline(spec: Spec, samples: int, timeout: float | None
     return verdict, seconds
 
 
-def solve_baseline_model(spec: Spec, samples: int, timeout: float | None
-                         ) -> tuple[str, float, Any]:
+def _no_phase(phase: str) -> None:
+    """Default progress hook: the bench passes one that records how far a run got."""
+
+
+def solve_baseline_model(spec: Spec, samples: int, timeout: float | None,
+                         on_phase: Any = _no_phase) -> tuple[str, float, Any]:
     """As :func:`solve_baseline`, also returning a witness dict of exact strings when sat."""
     start = time.perf_counter()
+    on_phase("building the z3 terms")
     solver, unknowns = build(spec, samples)
+    on_phase(f"z3 check() (formula built in {time.perf_counter() - start:.1f} s)")
     if timeout is not None:
         solver.set("timeout", max(1, int(timeout * 1000)))
     answer = solver.check()
@@ -242,7 +248,8 @@ def smtlib(solver: z3.Solver) -> str:
 
 
 def solve_cvc5_model(spec: Spec, samples: int, timeout: float | None,
-                     logic: str = "QF_NRA") -> tuple[str, float, Any, dict[str, Any]]:
+                     logic: str = "QF_NRA", on_phase: Any = _no_phase
+                     ) -> tuple[str, float, Any, dict[str, Any]]:
     """cvc5 on the direct formula at one M: (verdict, seconds, model or reason, info).
 
     Seconds cover building the z3 terms, the SMT-LIB export, cvc5's parse and
@@ -251,8 +258,11 @@ def solve_cvc5_model(spec: Spec, samples: int, timeout: float | None,
     import cvc5
 
     start = time.perf_counter()
+    on_phase("building the z3 terms")
     solver, unknowns = build(spec, samples)
+    on_phase(f"SMT-LIB export (formula built in {time.perf_counter() - start:.1f} s)")
     script = smtlib(solver)
+    on_phase(f"cvc5 parse (exported after {time.perf_counter() - start:.1f} s)")
     info: dict[str, Any] = {"logic": logic, "options": {"nl-cov": "true"},
                             "smtlib_chars": len(script),
                             "export_seconds": time.perf_counter() - start}
@@ -270,6 +280,7 @@ def solve_cvc5_model(spec: Spec, samples: int, timeout: float | None,
             break
         command.invoke(cvc, symbols)
     info["parse_seconds"] = time.perf_counter() - start - info["export_seconds"]
+    on_phase(f"cvc5 checkSat() (parsed after {time.perf_counter() - start:.1f} s)")
     if timeout is not None:
         left = timeout - (time.perf_counter() - start)
         if left <= 0:

@@ -83,6 +83,7 @@ STARTUP_SECONDS = 1.0
 TARGET_SECONDS = {"1-64-1-M64": 5.0, "1-8-8-1-M64": 5.0, "1-8-8-8-1-M64": 5.0,
                   "1-1-1-M10000": 10.0}
 TARGET_MB = 2048.0
+PEER_MEMORY_MB = 4096
 PEER_NAMES = {"z3": "direct z3", "cvc5": "cvc5 (same formula)"}
 FLAG_WORDS = ("UNKNOWN", "ERROR", "CRASHED", "KILLED", "UNEXPECTED", "DISAGREE", "SAT", "OVER")
 
@@ -211,7 +212,8 @@ def _profile_summary(profiler: Any, path: str, top: int = 12) -> dict[str, Any]:
             "by_cumulative_time": by_cumulative, "prof_file": path}
 
 
-def _worker_peer(tool: str, workload: Workload, timeout: float) -> dict[str, Any]:
+def _worker_peer(tool: str, workload: Workload, timeout: float,
+                 on_phase: Any = None) -> dict[str, Any]:
     started = time.perf_counter()
     import z3
 
@@ -226,6 +228,9 @@ def _worker_peer(tool: str, workload: Workload, timeout: float) -> dict[str, Any
 
     from smtgrad.spec import parse_spec
 
+    # z3's own memory cap (the direct encoding at M = 10,000 grows past 7 GB otherwise;
+    # the machine is shared). Reaching it is an unknown answer ("memout").
+    z3.set_param("memory_max_size", PEER_MEMORY_MB)
     imports = time.perf_counter() - started
     record: dict[str, Any] = {"tool": tool, "import_seconds": imports,
                               "solver": (f"z3 {z3.get_version_string()}" if tool == "z3"
@@ -246,10 +251,13 @@ def _worker_peer(tool: str, workload: Workload, timeout: float) -> dict[str, Any
                 record["reason"] = ("timeout" if seconds >= 0.95 * timeout
                                     else f"z3 unknown at M={samples}")
             return record
+        hook = on_phase or (lambda phase: None)
         if tool == "z3":
-            verdict, seconds, extra = solve_baseline_model(spec, workload.samples, timeout)
+            verdict, seconds, extra = solve_baseline_model(spec, workload.samples, timeout,
+                                                           on_phase=hook)
         else:
-            verdict, seconds, extra, info = solve_cvc5_model(spec, workload.samples, timeout)
+            verdict, seconds, extra, info = solve_cvc5_model(spec, workload.samples, timeout,
+                                                             on_phase=hook)
             record["cvc5"] = info
     except BaselineUnsupported as error:
         record.update(verdict="n/a", seconds=None, reason=str(error))
@@ -293,7 +301,14 @@ def worker_main(tool: str, name: str, timeout: float, out: str, profile: str | N
     if tool == "smtgrad":
         record = _worker_smtgrad(workload, timeout, profile)
     else:
-        record = _worker_peer(tool, workload, timeout)
+        started = time.perf_counter()
+
+        def on_phase(phase: str) -> None:
+            # How far the peer got, for the parent to read if it has to kill this process.
+            Path(out).write_text(json.dumps({"phase": phase, "phase_started":
+                                             round(time.perf_counter() - started, 3)}))
+
+        record = _worker_peer(tool, workload, timeout, on_phase)
     Path(out).write_text(json.dumps(record, default=str))
 
 
@@ -359,12 +374,14 @@ def measure(tool: str, workload: Workload, timeout: float,
         record = {}
     finally:
         Path(out).unlink(missing_ok=True)
-    if not record:
+    phase = record.pop("phase", None) if "verdict" not in record else None
+    if "verdict" not in record:
         output = b"".join(captured).decode(errors="replace")[-2000:]
         if killed and tool != "smtgrad":
             record = {"tool": tool, "verdict": "unknown", "seconds": None,
-                      "reason": f"timeout (killed after {wall:.1f} s: the solver did not stop "
-                                f"at its {timeout:g} s limit)"}
+                      "reason": f"timeout (killed after {wall:.1f} s, during "
+                                f"{phase or 'start-up'}; it did not stop at its "
+                                f"{timeout:g} s limit)", "killed_in": phase}
         else:
             record = {"tool": tool, "verdict": "killed" if killed else "crashed",
                       "seconds": None,
@@ -614,6 +631,8 @@ def _peer_text(record: dict[str, Any] | None, timeout: float) -> str:
         return text
     if verdict in ("unknown", "killed") and "timeout" in str(record.get("reason", "timeout")):
         return f"timeout >{timeout:g} s"
+    if verdict == "unknown" and "memout" in str(record.get("reason")):
+        return f"memory limit ({PEER_MEMORY_MB} MB)"
     reason = str(record.get("reason") or "")[:50]
     return f"{verdict} ({reason})" if reason else str(verdict)
 
@@ -654,8 +673,11 @@ def summarise(workload: Workload, ours: dict[str, Any], peers: dict[str, dict[st
             flags.append(f"DISAGREE: {tool} says {record.get('verdict')}")
         if record.get("reverified") is False:
             flags.append(f"{tool} model rejected by the verifier")
-    if "repeat_seconds" in ours and _solved(ours):
-        times = [t for t in ours["repeat_seconds"] if t is not None]
+        killed_in = str(record.get("killed_in") or "")
+        if killed_in and not killed_in.startswith(("z3 check", "cvc5 checkSat")):
+            flags.append(f"{tool} timed out before solving (in {killed_in.split(' (')[0]})")
+    times = [t for t in ours.get("repeat_seconds", []) if t is not None]
+    if len(times) > 1 and _solved(ours):
         flags.append(f"median of {len(times)} runs ({_fmt_seconds(min(times))} to "
                      f"{_fmt_seconds(max(times))})")
     ratio = None
@@ -895,7 +917,8 @@ def markdown(rows: list[dict[str, Any]], raw: list[dict[str, Any]], info: dict[s
         f"{PEER_GRACE:g} s later and counts as a timeout). Every measurement in a fresh "
         "process; times from the parsed spec to the answer (smtgrad: the whole portfolio "
         "and the exact verification; peers: building the formula, for cvc5 its SMT-LIB "
-        f"export and parse, and the check), imports excluded; the median of {args.repeats} runs "
+        f"export and parse, and the check; z3 capped at {PEER_MEMORY_MB} MB by its "
+        "`memory_max_size`), imports excluded; the median of {args.repeats} runs "
         f"where smtgrad answers in under {REPEAT_BELOW:g} s. Peak MB: {MEMORY_METHOD}. "
         "Witness bits: bit length of the largest numerator / denominator in the witness.",
         "",
