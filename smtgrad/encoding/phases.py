@@ -261,16 +261,25 @@ def _settle(spec: Spec, samples: Sequence[int], conditions: Sequence[tuple[int |
 
     ``conditions`` pairs each condition with the one sample it names (None: it names
     none or several; its conjuncts are tried at every sample)."""
+    if not spec.assume and not any(name.startswith(("W", "b")) for name in spec.fixed):
+        return  # nothing can settle a unit of more than one piece (cheap at large M)
     kink_one = spec.conventions.relu_grad_at_zero == 1
     resolve = _resolver(spec)
     atoms: dict[int | None, list[tuple[str, Poly]]] = {}  # by sample (None: every sample)
     for sample, condition in conditions:
         atoms.setdefault(sample, []).extend(_atoms(condition, resolve))
+    mentioned = {factor for conjunction in atoms.values() for _, atom in conjunction
+                 for monomial in atom for factor in monomial}
     for index, layer in enumerate(spec.network.layers[:-1], start=1):
         if not layer.activation.piecewise_linear:
             continue
         table = layer.activation.pieces(layer, kink_one)
+        width = spec.network.parameter_shapes()[f"W{index}"][1]
         for unit in range(layer.units):
+            row = [(f"W{index}", (unit, i)) for i in range(width)] + [(f"b{index}", (unit,))]
+            fixed = all(spec.fixed_value(name, position) is not None for name, position in row)
+            if len(table) > 1 and not fixed and not mentioned.intersection(row):
+                continue  # no condition names this unit's parameters: nothing settles it
             for sample in samples:
                 found = _settled_unit(spec, index, unit, sample, table, atoms, resolve)
                 if found is not None:
