@@ -289,3 +289,31 @@ def test_a_live_equation_is_never_dropped() -> None:
     moved[position] = Enclosure(box[position].lo + Fraction(1, 100),
                                 box[position].hi + Fraction(1, 100))
     assert not krawczyk(spec, point, enclosed, moved)[0]  # type: ignore[arg-type]
+
+
+def test_copied_hidden_units_share_their_equations_exactly() -> None:
+    """Two sigmoid hidden units with the same incoming row: the output weight of the copy
+    has its original's equation (dropped from the square system); a copy that differs in
+    the last digit is no copy, and the test then refuses the non-square system."""
+    text = spec_text("{units: 2, activation: sigmoid}, {units: 1, activation: sigmoid}",
+                     "bce", "binary", "3")
+    spec = parse_spec(text)
+    result = solve(spec, SolveOptions(timeout=60))
+    assert result.verdict is Verdict.SAT and result.witness is not None
+    witness = result.witness
+    rows = [(*witness.parameters.weights[0][j], witness.parameters.biases[0][j])
+            for j in range(2)]
+    assert rows[0] == rows[1]
+    from smtgrad.reference.intervals import Point
+
+    enclosed = [(name, index) for name in ("W2", "b2")
+                for index, value in _entries(witness.parameters.block(name))
+                if isinstance(value, Enclosure)]
+    box = [_at(witness.parameters.block(c[0]), c[1]) for c in enclosed]
+    point = Point(witness.parameters, witness.inputs, witness.targets)
+    assert krawczyk(spec, point, enclosed, box)[0]
+    weights = witness.parameters.weights
+    nudged = ((weights[0][0], (weights[0][1][0] + Fraction(1, 10**30),)), *weights[1:])
+    moved = dataclasses.replace(point, parameters=dataclasses.replace(
+        point.parameters, weights=nudged))
+    assert not krawczyk(spec, moved, enclosed, box)[0]

@@ -394,6 +394,10 @@ def top_candidates(spec: Spec, samples: int, base: Fraction, seed: int = 0
         # A hidden unit that is exactly 0 on every sample (a dead ReLU) makes its output
         # weights' equations 0 = 0: they leave the system, the weights get the value 1.
         dead = {j for j in range(hidden) if all(row[j] == 0 for row in features)}
+        # A copied hidden unit (the same incoming row as an earlier one) has its
+        # original's equations (intervals._copied_equations): out of the system too.
+        rows = [(*weights[last - 2][j], biases[last - 2][j]) for j in range(hidden)]
+        dead |= {j for j in range(hidden) if rows[j] in rows[:j]}
         live = [c for c, (_, j) in zip(unknowns, positions, strict=True) if j not in dead]
         live_positions = [(k, j) for k, j in positions if j not in dead]
         if dead:
@@ -487,6 +491,7 @@ def certify(spec: Spec, point: Point, unknowns: Sequence[Coordinate], values: Se
     from smtgrad.reference.intervals import (
         ArbContext,
         _ball_point,
+        _copied_equations,
         _exact_fraction,
         _exact_zero,
         _round,
@@ -503,9 +508,10 @@ def certify(spec: Spec, point: Point, unknowns: Sequence[Coordinate], values: Se
             try:
                 f_values, jacobian, _ = _system(spec, lifted, unknowns, ctx,
                                                 [ctx.rational(v) for v in current])
-                if kept is None:  # equations that are exactly 0 here (dead units) drop out
+                if kept is None:  # equations exactly 0 here (dead units) or copied drop out
+                    copies = _copied_equations(spec, point, unknowns)
                     kept = [i for i, v in enumerate(f_values)
-                            if not _exact_zero(v, jacobian[i])]
+                            if i not in copies and not _exact_zero(v, jacobian[i])]
                 f_values = [f_values[i] for i in kept]
                 jacobian = [jacobian[i] for i in kept]
                 f = flint.arb_mat([[ctx.mpf(v).mid()] for v in f_values])

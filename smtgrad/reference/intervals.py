@@ -696,14 +696,17 @@ def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
     ctx = ArbContext()
     n = len(unknowns)
     try:
+        copies = _copied_equations(spec, point, unknowns)
         with flint.ctx.workprec(precision):
             point = _ball_point(ctx, spec, point)
             # An equation whose ball over the whole box is the exact zero holds at every
             # point of the box (arb's exact zero has radius 0: a product with an exact 0,
-            # say a dead ReLU unit's feature); the square system is the others.
+            # say a dead ReLU unit's feature), and the equation of a copied unit's output
+            # weight is its original's; the square system is the others.
             f_box, jac_box, _ = _system(spec, point, unknowns, ctx,
                                         [ctx.ball(b.lo, b.hi) for b in box])
-            kept = [i for i, value in enumerate(f_box) if not _exact_zero(value, jac_box[i])]
+            kept = [i for i, value in enumerate(f_box)
+                    if i not in copies and not _exact_zero(value, jac_box[i])]
             if len(kept) != n:
                 return False, (f"{n} unknowns for {len(kept)} independent zero-gradient "
                                "equations not identically zero on the box; the enclosure "
@@ -737,6 +740,47 @@ def krawczyk(spec: Spec, point: Point, unknowns: Sequence[Coordinate],
         return True, "Krawczyk operator maps the box into its interior"
     except (ZeroDivisionError, InexactValue) as error:
         return False, f"ball evaluation failed: {error}"
+
+
+def _copied_equations(spec: Spec, point: Point, unknowns: Sequence[Coordinate]) -> set[int]:
+    """Positions in :func:`equations` of output weights W_L[k, j] whose hidden unit j of
+    layer L-1 is an exact copy of an earlier unit i (the same incoming weights and bias,
+    compared exactly; none of them an unknown or a box) while W_L[k, i] is an equation: the two
+    units compute the same value on every sample, so dL/dW_L[k, j] = sum_m delta_mk a_mj
+    is the same function as dL/dW_L[k, i] whatever the unknowns of the output layer."""
+    depth = spec.network.depth
+    if depth < 2:
+        return set()
+    weights = point.parameters.weights[depth - 2]
+    biases = point.parameters.biases[depth - 2]
+
+    varying = {index[0] for name, index in unknowns
+               if name in (f"W{depth - 1}", f"b{depth - 1}")}
+    if any(name in ("X", *(f"{p}{layer}" for p in "Wb" for layer in range(1, depth - 1)))
+           for name, _ in unknowns):
+        return set()  # the hidden features themselves vary over the box
+
+    def exact(values: Sequence[Any]) -> bool:
+        return not any(isinstance(v, Enclosure | Dual) or _is_ball(v) for v in values)
+
+    system = equations(spec)
+    position = {coordinate: n for n, coordinate in enumerate(system)}
+    copies: set[int] = set()
+    name = f"W{depth}"
+    for j in range(len(biases)):
+        row = (*weights[j], biases[j])
+        if j in varying or not exact(row):
+            continue
+        original = next((i for i in range(j) if i not in varying
+                         and exact((*weights[i], biases[i]))
+                         and (*weights[i], biases[i]) == row), None)
+        if original is None:
+            continue
+        for k in range(spec.network.outputs):
+            copy, source = position.get((name, (k, j))), position.get((name, (k, original)))
+            if copy is not None and source is not None:
+                copies.add(copy)
+    return copies
 
 
 def _exact_zero(value: Any, derivatives: Sequence[Any]) -> bool:
