@@ -292,5 +292,12 @@ class TopLayer(Method):
                            "python-flint arb ball arithmetic", witness=witness,
                            verification=check, certificate="enclosure")
         context.effort.add(self.name, done, "draws", limit)
+        if before == 0 and context.reporting:
+            timeout = context.options.timeout
+            context.progress(
+                f"M={samples}: the fast searches found no witness ({done} top-layer draws); "
+                "the abstraction, longer searches and the lattice solvers follow, and may "
+                + (f"need the whole --timeout of {timeout:g} s" if timeout is not None
+                   else "take long (no --timeout)"))
         return Outcome(Verdict.UNKNOWN, self.name, "none",
                        reason=f"no top-layer root certified in {before + done} draws")
