@@ -303,9 +303,10 @@ class _Sampler:
         for j in range(units):
             if j < prototypes:
                 row, bias = drawn[j]
-            else:  # a positive multiple: the same kink, the same pattern
+            else:  # a positive multiple (or a copy): the same kink, the same pattern
                 row, bias = drawn[self.randint(0, prototypes - 1)]
-                scale = self.randint(1, 3)
+                # A kink at 0 is scale-invariant; others (hardtanh's +-1) only copied.
+                scale = self.randint(1, 3) if not any(kinks) else 1
                 row, bias = tuple([scale * w for w in row]), scale * bias
             weight.append(row)
             biases.append(bias)
