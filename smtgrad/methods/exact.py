@@ -9,7 +9,8 @@ from math import prod
 
 from smtgrad.methods import rank, toplayer
 from smtgrad.methods.base import UNLIMITED, Budget, Method, Outcome, Problem, Proves
-from smtgrad.methods.lemmas import structural_proof
+from smtgrad.methods.identities import balance_proof
+from smtgrad.methods.lemmas import Proof, structural_proof
 from smtgrad.methods.smt import SmtRunner
 from smtgrad.reference.verify import Status, Verification
 from smtgrad.reference.witness import Witness, fixed_witness
@@ -63,7 +64,10 @@ class StructuralLemmas(Method):
         # The lemmas read the network, query and conventions, not the spec's M.
         proof = structural_proof(problem.spec, problem.samples)
         if proof is None:
-            return None
+            balance = balance_proof(problem.spec)
+            if balance is None:
+                return None
+            proof = Proof(lemma=balance[0], argument=balance[1], all_samples=True)
         if problem.context.reporting:
             problem.context.progress(f"M={problem.samples}: unsat by the {proof.lemma}")
         return Outcome(Verdict.UNSAT, proof.lemma, "smtgrad structural lemma",
