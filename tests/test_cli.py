@@ -134,14 +134,26 @@ def test_samples_two_is_unsat(runner: CliRunner) -> None:
     assert "verdict: unsat" in text.output
 
 
+def _solver_only_hardtanh(tmp_path: Path) -> str:
+    """specs/hardtanh_dead.yaml with its first assumption written as a disjunction (the
+    same set of u), which the fixed-piece lemma does not read: the backend must prove it."""
+    text = (SPECS / "hardtanh_dead.yaml").read_text(encoding="utf-8").replace(
+        '"W1[0,0]*X[0] + b1[0] > 1",',
+        '"W1[0,0]*X[0] + b1[0] > 1 or W1[0,0]*X[0] + b1[0] > 2",')
+    assert " or " in text
+    path = tmp_path / "hardtanh_solver_only.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
 @pytest.mark.parametrize("backend", ["z3", "cvc5"])
-def test_unsat_exit_code(runner: CliRunner, backend: str) -> None:
+def test_unsat_exit_code(runner: CliRunner, backend: str, tmp_path: Path) -> None:
     from smtgrad.backends import installed_backends
 
     if backend not in installed_backends():
         pytest.skip(f"{backend} is not installed")
     # Saturated hardtanh units: no structural lemma applies, the backend proves it.
-    result = invoke(runner, "solve", str(SPECS / "hardtanh_dead.yaml"), "--backend",
+    result = invoke(runner, "solve", _solver_only_hardtanh(tmp_path), "--backend",
                     backend, "--format", "json")
     assert result.exit_code == EXIT_UNSAT
     data = json.loads(result.stdout)
@@ -149,7 +161,8 @@ def test_unsat_exit_code(runner: CliRunner, backend: str) -> None:
     assert backend in data["solver"]
 
 
-def test_unknown_exit_code_from_the_backend(runner: CliRunner, monkeypatch: Any) -> None:
+def test_unknown_exit_code_from_the_backend(runner: CliRunner, monkeypatch: Any,
+                                            tmp_path: Path) -> None:
     from smtgrad.backends import SolverAnswer, SolverStatus
     from smtgrad.backends.z3_backend import Z3Backend
 
@@ -159,7 +172,7 @@ def test_unknown_exit_code_from_the_backend(runner: CliRunner, monkeypatch: Any)
 
     monkeypatch.setattr(Z3Backend, "solve", give_up)
     # No lemma applies and the rank fast path finds no witness, so the backend decides.
-    result = invoke(runner, "solve", str(SPECS / "hardtanh_dead.yaml"), "--format", "json")
+    result = invoke(runner, "solve", _solver_only_hardtanh(tmp_path), "--format", "json")
     assert result.exit_code == EXIT_UNKNOWN
     data = json.loads(result.stdout)
     assert data["verdict"] == "unknown"

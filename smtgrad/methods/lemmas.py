@@ -272,8 +272,8 @@ def _forced_proof(spec: Spec, slopes: dict[tuple[int, int], Fraction], where: st
     for target in spec.query.nonzero:
         if shape.blocks.of(target) <= forced:
             return Proof("fixed-piece lemma", (
-                f"{where}, {scope}: on one linear piece a unit's derivative is a constant "
-                "s, so dL/db_l[j] = s * (W_(l+1)^T dL/db_(l+1))_j, and s = 0 makes "
+                f"{where}, {scope}: a unit whose derivative is one constant s at every "
+                "sample has dL/db_l[j] = s * (W_(l+1)^T dL/db_(l+1))_j, and s = 0 makes "
                 "dL/db_l[j] and dL/dW_l[j,:] vanish; with the query's zero gradients this "
                 f"forces dL/d{target} = 0"), all_samples=every_m)
     return None
