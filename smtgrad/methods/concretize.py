@@ -522,6 +522,8 @@ def certify(spec: Spec, point: Point, unknowns: Sequence[Coordinate], values: Se
             change = [_exact_fraction(step[k, 0].mid()) for k in range(len(current))]
             current = [c - d for c, d in zip(current, change, strict=True)]
             scale = max(Fraction(1), *(abs(c) for c in current))
+            if scale > 1000:  # diverged (an ill-conditioned root): no box here
+                return None
             if max(abs(d) for d in change) < scale / 10**60:
                 break
     for width in (Fraction(1, 10**30), Fraction(1, 10**20), Fraction(1, 10**12)):

@@ -314,6 +314,11 @@ def interval_text(value: Any) -> str:
     if _is_ball(value):
         if not value.is_finite():
             return "[-inf, inf]"
+        if any(abs(int(part.man_exp()[1])) > _MAX_TEXT_EXPONENT
+               for part in (value.mid(), value.rad()) if not part.is_zero()):
+            # Beyond any witness value (a message about a diverged ball, say): arb's own
+            # outward text, not exact decimals that would take forever to write.
+            return f"[{value.lower()}, {value.upper()}]"
         lo, hi = ball_bounds(value)
     elif isinstance(value, Fraction | int):
         lo = hi = Fraction(value)
@@ -324,11 +329,18 @@ def interval_text(value: Any) -> str:
     return str(Enclosure(_round(lo, down=True), _round(hi, down=False)))
 
 
+#: Binary exponents beyond which :func:`interval_text` leaves a ball to arb's own text.
+_MAX_TEXT_EXPONENT = 4000
+
+
 def _round(value: Fraction, down: bool) -> Fraction:
     """A decimal with DIGITS significant digits below (or above) ``value``."""
     if value == 0:
         return value
-    exponent = len(str(abs(value.numerator))) - len(str(value.denominator))
+    # The decimal exponent from bit lengths (str() of a huge numerator is refused by
+    # Python's digit limit, and any exponent keeps the rounding direction right).
+    exponent = int((abs(value.numerator).bit_length() - value.denominator.bit_length())
+                   * 0.30103)
     scale = Fraction(10) ** (DIGITS - exponent)
     scaled = value * scale
     whole = scaled.numerator // scaled.denominator
