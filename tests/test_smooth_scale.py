@@ -317,3 +317,99 @@ def test_copied_hidden_units_share_their_equations_exactly() -> None:
     moved = dataclasses.replace(point, parameters=dataclasses.replace(
         point.parameters, weights=nudged))
     assert not krawczyk(spec, moved, enclosed, box)[0]
+
+
+# -- abstraction facts, against rigorous balls ---------------------------------------------
+
+
+def _balls() -> tuple[object, object]:
+    import flint
+
+    return flint, flint.arb
+
+
+@pytest.mark.parametrize(("name", "lipschitz"), [("sigmoid", Fraction(1, 4)),
+                                                 ("tanh", Fraction(1))])
+def test_secant_slopes_are_bounded_by_the_lipschitz_constant(name: str,
+                                                             lipschitz: Fraction) -> None:
+    """The abstraction's fact f(v) - f(w) <= L (v - w) for v >= w, at 400 random pairs and
+    around 0 (where the slope is largest), decided by arb balls; L a little smaller fails."""
+    flint, arb = _balls()
+    rng = random.Random(11)
+
+    def f(x: Fraction) -> object:
+        ball = arb(x.numerator) / x.denominator
+        return 1 / (1 + (-ball).exp()) if name == "sigmoid" else ball.tanh()
+
+    pairs = [(Fraction(rng.randint(-400, 400), 37), Fraction(rng.randint(-400, 400), 41))
+             for _ in range(400)]
+    pairs += [(Fraction(1, 10**k), Fraction(-1, 10**k)) for k in range(1, 6)]
+    smaller = lipschitz * Fraction(99, 100)
+    broken = False
+    with flint.ctx.workprec(200):
+        for v, w in pairs:
+            v, w = max(v, w), min(v, w)
+            gap = arb(v.numerator) / v.denominator - arb(w.numerator) / w.denominator
+            rise = f(v) - f(w)
+            assert rise <= arb(lipschitz.numerator) / lipschitz.denominator * gap or v == w
+            broken |= bool(rise > arb(smaller.numerator) / smaller.denominator * gap)
+    assert broken  # the bound is tight: the test can fail
+
+
+def test_softmax_is_a_monotone_map() -> None:
+    """(softmax(z) - softmax(w)) . (z - w) >= 0 (softmax is the gradient of the convex
+    log-sum-exp), at 300 random pairs of logit vectors, by arb balls; the reversed
+    inequality fails somewhere (the test can fail)."""
+    flint, arb = _balls()
+    rng = random.Random(5)
+
+    def softmax(z: list[object]) -> list[object]:
+        exps = [v.exp() for v in z]  # type: ignore[attr-defined]
+        total = sum(exps[1:], exps[0])
+        return [e / total for e in exps]
+
+    strictly = 0
+    with flint.ctx.workprec(200):
+        for _ in range(300):
+            classes = rng.choice((2, 3, 4))
+            z = [arb(rng.randint(-60, 60)) / 7 for _ in range(classes)]
+            w = [arb(rng.randint(-60, 60)) / 11 for _ in range(classes)]
+            p, q = softmax(z), softmax(w)
+            inner = sum(((a - b) * (c - d) for a, b, c, d in zip(p, q, z, w, strict=True)),
+                        arb(0))
+            assert inner >= 0
+            strictly += bool(inner > 0)
+    assert strictly > 250
+
+
+def test_strong_softmax_abstraction_admits_a_true_witness() -> None:
+    """The strong abstraction (with the monotone-map facts between samples), every
+    parameter, input and label pinned to an exact witness of specs/softmax_stationary.yaml:
+    still satisfiable (a false fact would cut the true softmax values off)."""
+    from pysmt.shortcuts import And, Equals, Real
+
+    from smtgrad.backends import SolverStatus, get_backend
+    from smtgrad.encoding.builder import encode
+    from smtgrad.encoding.environment import private_environment
+    from smtgrad.encoding.modes import Mode, ModeKind
+
+    spec = load_spec(ROOT / "specs" / "softmax_stationary.yaml")
+    result = solve(spec, SolveOptions(timeout=60))
+    assert result.verdict is Verdict.SAT and result.witness is not None
+    witness = result.witness
+    with private_environment():
+        encoding = encode(spec, 3, Mode(ModeKind.ABSTRACT, strong=True))
+        pins = []
+        for name in spec.network.parameter_shapes():
+            for term, value in zip(_flat(encoding.parameters[name]),
+                                   _flat(witness.parameters.block(name)), strict=True):
+                if isinstance(value, Fraction | int) and not isinstance(term, Fraction | int):
+                    pins.append(Equals(term, Real(Fraction(value))))
+        answer = get_backend("z3").solve(And([encoding.formula(), *pins]), 60)
+    assert answer.status is SolverStatus.SAT
+
+
+def _flat(array: object) -> list[object]:
+    if isinstance(array, tuple | list):
+        return [item for part in array for item in _flat(part)]
+    return [array]

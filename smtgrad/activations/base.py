@@ -89,10 +89,12 @@ class AbstractionBuilder(Protocol):
     def require(self, *facts: FNode) -> None: ...
 
     def same_function(self, family: str, u: FNode, value: FNode, increasing: bool = False,
-                      centre: Fraction | None = None) -> None:
+                      centre: Fraction | None = None, lipschitz: Fraction | None = None
+                      ) -> None:
         """Declare ``value = f(u)`` for one function f shared by every unit of ``family``
         in the encoding: equal inputs give equal values; with ``increasing``, f is
-        strictly increasing; with ``centre``, f(-u) = 2*centre - f(u) and f(0) = centre."""
+        strictly increasing; with ``centre``, f(-u) = 2*centre - f(u) and f(0) = centre;
+        with ``lipschitz`` L, |f(v) - f(w)| <= L |v - w| between any two of its units."""
         ...
 
 

@@ -37,6 +37,7 @@ class Sigmoid(Smooth):
         tangent = Plus(half, Times(Real(Fraction(1, 4)), u))
         builder.require(Implies(GE(u, zero), LE(p, tangent)),
                         Implies(LE(u, zero), GE(p, tangent)))
-        builder.same_function(self.name, u, p, increasing=True, centre=Fraction(1, 2))
+        builder.same_function(self.name, u, p, increasing=True, centre=Fraction(1, 2),
+                              lipschitz=Fraction(1, 4))
         derivative = Times(p, Plus(one, Times(Real(-1), p)))
         return p, lambda delta: Times(derivative, delta)

@@ -35,6 +35,7 @@ class Tanh(Smooth):
         builder.require(LT(Real(-1), p), LT(p, one))
         # Tangent at 0 (tanh(u) <= u for u >= 0, and the mirror image).
         builder.require(Implies(GE(u, zero), LE(p, u)), Implies(LE(u, zero), GE(p, u)))
-        builder.same_function(self.name, u, p, increasing=True, centre=Fraction(0))
+        builder.same_function(self.name, u, p, increasing=True, centre=Fraction(0),
+                              lipschitz=Fraction(1))
         derivative = Plus(one, Times(Real(-1), Times(p, p)))
         return p, lambda delta: Times(derivative, delta)

@@ -264,6 +264,8 @@ class _Builder:
         self.assertions: list[FNode] = []
         self.kink_one = spec.conventions.relu_grad_at_zero == 1
         self.smooth_units: dict[Activation, list[tuple[FNode, FNode]]] = {}
+        #: Every sample's softmax logits and probabilities (the monotone-map fact).
+        self.softmax_samples: list[tuple[list[FNode], list[FNode]]] = []
         self.function_families: dict[str, list[tuple[FNode, FNode]]] = {}
         self.relaxed: dict[int, tuple[Fraction, Fraction]] = {}
         #: Units whose piece fixed values or assumptions settle (encoding.phases).
@@ -377,8 +379,11 @@ class _Builder:
         self.assertions.extend(facts)
 
     def same_function(self, family: str, u: FNode, value: FNode, increasing: bool = False,
-                      centre: Fraction | None = None) -> None:
-        """value = f(u) for one f shared by the family's units (see AbstractionBuilder)."""
+                      centre: Fraction | None = None, lipschitz: Fraction | None = None
+                      ) -> None:
+        """value = f(u) for one f shared by the family's units (see AbstractionBuilder);
+        with ``lipschitz`` L, also f(v) - f(w) <= L (v - w) for v >= w (secant slopes of
+        an increasing f are at most L = max f')."""
         if centre is not None:
             c = Real(centre)
             self.assertions += [Iff(GT(u, Real(0)), GT(value, c)),
@@ -386,7 +391,20 @@ class _Builder:
         units = self.function_families.setdefault(family, [])
         # Strictly increasing f is injective: equal values iff equal inputs.
         same = Iff if increasing else Implies
+
+        def secant(v: FNode, fv: FNode, w: FNode, fw: FNode) -> list[FNode]:
+            if lipschitz is None:
+                return []
+            gap = Plus(v, Times(Real(-1), w))
+            rise = Plus(fv, Times(Real(-1), fw))
+            return [Implies(GE(gap, Real(0)), LE(rise, Times(Real(lipschitz), gap))),
+                    Implies(LE(gap, Real(0)), GE(rise, Times(Real(lipschitz), gap)))]
+
+        if lipschitz is not None and centre is not None:
+            # Against the centre point f(0) = c: |f(u) - c| <= L |u|.
+            self.assertions += secant(u, value, Real(0), Real(centre))
         for other_u, other_value in units:
+            self.assertions += secant(u, value, other_u, other_value)
             if increasing:
                 self.assertions += [Iff(LT(u, other_u), LT(value, other_value))]
             self.assertions += [same(Equals(u, other_u), Equals(value, other_value))]
@@ -394,6 +412,7 @@ class _Builder:
                 # Symmetry: f(-u) = 2*centre - f(u).
                 mirror = Plus(Real(2 * centre), Times(Real(-1), other_value))
                 negated = Times(Real(-1), other_u)
+                self.assertions += secant(u, value, negated, mirror)
                 if increasing:
                     self.assertions += [Iff(LT(u, negated), LT(value, mirror))]
                 self.assertions += [same(Equals(u, negated), Equals(value, mirror))]
@@ -448,6 +467,15 @@ class _Builder:
                     if i != j:
                         previous.append((Plus(zs[i], Times(Real(-1), zs[j])),
                                          (probabilities[i], probabilities[j])))
+            # softmax is the gradient of the convex log-sum-exp, so it is a monotone map:
+            # (softmax(z) - softmax(w)) . (z - w) >= 0 for any two samples' logits.
+            samples = self.softmax_samples
+            for other_zs, other_ps in (samples if self.mode.strong else []):
+                self.assertions.append(GE(Plus([
+                    Times(Plus(p, Times(Real(-1), q)), Plus(z, Times(Real(-1), w)))
+                    for p, q, z, w in zip(probabilities, other_ps, zs, other_zs, strict=True)]),
+                    Real(0)))
+            samples.append((zs, probabilities))
             return probabilities
         raise UnsupportedSpec("softmax needs the lattice or abstraction encodings")
 
