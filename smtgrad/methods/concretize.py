@@ -661,7 +661,6 @@ def lattice_sites(spec: Spec, samples: int, base: Fraction, seed: int = 0
         return
     choices, required = labels
     last = network.depth
-    half = network.layers[-1].activation.name == "tanh"
     rng = random.Random(seed + 2)
     shape = network.parameter_shapes()[f"W{last}"]
     for number, candidate in enumerate(draws(spec, samples, base, seed + 3)):
@@ -683,38 +682,11 @@ def lattice_sites(spec: Spec, samples: int, base: Fraction, seed: int = 0
         except (InexactValue, TypeError, ValueError, ZeroDivisionError):
             yield None
             continue
-        # Output weights k * lcm(denominators) * ln(beta): every logit on the lattice.
-        scale = [math.lcm(*(f[j].denominator for f in features)) for j in range(shape[1])]
-        if max(scale, default=1) > 12:
+        top = _lattice_top(spec, features, base, rng)
+        if top is None:
             yield None
             continue
-
-        unit = Fraction(1, 2) if half else Fraction(1)
-
-        def multiplier(name: str, index: tuple[int, ...], factor: int) -> Any:
-            """q with the entry q * ln(beta), or the fixed value itself."""
-            known = spec.fixed_value(name, index)
-            if known is not None:
-                return known
-            k = rng.choice((-3, -2, -1, 1, 2, 3)) if name.startswith("W") else rng.randint(
-                -3, 3)
-            return k * factor * unit  # noqa: B023
-
-        for _ in range(20):  # logits within 4 steps of 0: small rationals, small counts
-            q_weights = [[multiplier(f"W{last}", (k, j), scale[j]) for j in range(shape[1])]
-                         for k in range(shape[0])]
-            q_biases = [multiplier(f"b{last}", (k,), 1) for k in range(shape[0])]
-            if all(isinstance(v, Fraction | int) for row in q_weights for v in row) and all(
-                    isinstance(v, Fraction | int) for v in q_biases) and all(
-                    abs(sum((w * a for w, a in zip(row, f, strict=True)), start=b)) <= 4
-                    for f in features for row, b in zip(q_weights, q_biases, strict=True)):
-                break
-        else:
-            yield None
-            continue
-        top_weights = tuple(tuple(LogNumber((0, q), base) if q else Fraction(0)
-                                  for q in row) for row in q_weights)
-        top_biases = tuple(LogNumber((0, q), base) if q else Fraction(0) for q in q_biases)
+        top_weights, top_biases = top
         parameters = Parameters((*weights, top_weights), (*biases, top_biases))
         pairs = [(x, label) for x in rows for label in choices]
         vectors = [_pair_vector(spec, parameters, x, label, unknowns) for x, label in pairs]
