@@ -255,7 +255,7 @@ class _Sampler:
             if row not in seen:
                 seen.add(row)
                 rows.append(row)
-        profile = (attempt // 2) % 3
+        profile = (attempt // 2) % 3  # attempts 1, 3, 5: profiles 0, 1, 2
         current: Sequence[tuple[Any, ...]] = rows
         weights: list[tuple[tuple[Number, ...], ...]] = []
         biases: list[tuple[Number, ...]] = []
@@ -915,7 +915,12 @@ def _draw(spec: Spec, network: Network, plan: _Plan, sampler: _Sampler, attempt:
     # Without `generic`, every third draw from DEGENERATE_FROM on may hold zero weights
     # and repeated inputs: such points are witnesses too, and some specs have no other.
     degenerate = not spec.generic and attempt >= DEGENERATE_FROM and attempt % 3 == 2
-    if attempt % 2 == 0 and not degenerate and _structurable(spec):
+    # Structured draws on odd attempts: draw 0 stays the plain random one that small
+    # specs have always been answered with (their witnesses do not change). Past 256
+    # samples every draw is structured: a plain draw there costs seconds (kink
+    # avoidance row by row) and the structured ones are what answers.
+    if ((attempt % 2 == 1 or sampler.samples > 256) and not degenerate
+            and _structurable(spec)):
         plain, inputs = sampler.structured(magnitude, attempt)
         runs = [_forward(network, plain, row) for row in inputs]
         sampler.on_time(0)
