@@ -701,6 +701,7 @@ def summarise(workload: Workload, ours: dict[str, Any], peers: dict[str, dict[st
         "peers": peer_rows,
         "ratio_vs_z3": ratio,
         "flags": flags,
+        "no_peer": "not run" if workload.peers else "n/a",
         "axis": workload.axis,
         "note": workload.note,
     }
@@ -727,8 +728,8 @@ def _cells(row: dict[str, Any], columns: list[str]) -> list[str]:
     values = {
         "workload": row["workload"], "verdict": verdict, "smtgrad": row["smtgrad_text"],
         "peak MB": _mb(row.get("smtgrad_peak_mb")), "witness bits (num / den)": _bits_text(row),
-        "direct z3": row["peers"].get("z3", {}).get("text", "not run"),
-        "cvc5": row["peers"].get("cvc5", {}).get("text", "not run"),
+        "direct z3": row["peers"].get("z3", {}).get("text", row.get("no_peer", "not run")),
+        "cvc5": row["peers"].get("cvc5", {}).get("text", row.get("no_peer", "not run")),
         "notes": "; ".join(row["flags"]),
     }
     return [values[column] for column in columns]
@@ -837,8 +838,9 @@ def _slope_text(fit: dict[str, Any]) -> str:
 
 
 def _short(function: str) -> str:
-    return (function.replace("smtgrad/", "").replace("~:0(<built-in method ", "<")
-            .replace("~:0(<", "<"))
+    if function.startswith("~:0(<"):  # a built-in: "~:0(<built-in method len>)"
+        return "<" + function[5:-2].replace("built-in method ", "") + ">"
+    return function.replace("smtgrad/", "")
 
 
 def _where_time_goes(raw: list[dict[str, Any]], detail_above: float) -> list[str]:
@@ -1096,6 +1098,28 @@ def load_checkpoint(path: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def render_only(args: argparse.Namespace) -> int:
+    """Rewrite results.md / results.png from a results.json (after a change of layout)."""
+    out = args.out or HERE
+    document = json.loads((out / "results.json").read_text())
+    settings = document["settings"]
+    args.command = document["command"]
+    args.timeout, args.peer_timeout = settings["timeout"], settings["peer_timeout"]
+    args.repeats = settings["repeats"]
+    by_name = {w.name: w for w in all_workloads()}
+    rows = [summarise(by_name[entry["workload"]], entry["smtgrad"], entry["peers"], args)
+            if entry["workload"] in by_name else row
+            for entry, row in zip(document["measurements"], document["rows"], strict=True)]
+    fits = growth(rows)
+    document.update(rows=rows, growth=fits)
+    (out / "results.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    (out / "results.md").write_text(markdown(rows, document["measurements"],
+                                             document["machine"], document["help"], fits, args))
+    print(plot(rows, fits, out / "results.png", args.peer_timeout, args.timeout))
+    print(f"rewrote {out / 'results.md'} from {out / 'results.json'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeout", type=float, default=30.0, help="smtgrad timeout (s)")
@@ -1120,6 +1144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-snapshot", action="store_true",
                         help="import the live smtgrad/ tree in every worker instead of a copy "
                              "frozen at the start of the run")
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: rewrite results.md and results.png from the "
+                             "results.json in --out (default bench/)")
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "WORKLOAD"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     parser.add_argument("--worker-profile", help=argparse.SUPPRESS)
@@ -1131,6 +1158,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args.command = "python bench/run.py" + (" " + " ".join(argv if argv is not None
                                                              else sys.argv[1:])).rstrip()
+    if args.render_only:
+        return render_only(args)
     workloads = select(args)
     partial = bool(args.only or args.quick)
     args.out_is_scratch = args.out is not None or partial
