@@ -893,7 +893,7 @@ def _included(name: str, title: str, command: str) -> list[str]:
 
 def markdown(rows: list[dict[str, Any]], raw: list[dict[str, Any]], info: dict[str, Any],
              help_info: dict[str, Any], fits: dict[str, Any], args: argparse.Namespace) -> str:
-    loads = [m.get("loadavg_1min_before") for entry in raw for m in _measurements(entry)
+    loads = [float(m["loadavg_1min_before"]) for entry in raw for m in _measurements(entry)
              if m.get("loadavg_1min_before") is not None]
     lines = [
         "# smtgrad benchmark",
@@ -973,7 +973,8 @@ def plot(rows: list[dict[str, Any]], fits: dict[str, Any], path: Path,
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: skipped the plot (pip install matplotlib)"
-    panels = [("M", [(None, _series(rows, "M"))], "samples M", "1-1-1 ReLU, MSE, generic"),
+    panels: list[tuple[str, list[tuple[int | None, list[dict[str, Any]]]], str, str]] = [
+        ("M", [(None, _series(rows, "M"))], "samples M", "1-1-1 ReLU, MSE, generic"),
               ("width", [(m, _series(rows, "width", m)) for m in sorted(SCALE_MS, reverse=True)],
                "hidden units k", "1-k-1 ReLU, MSE, generic")]
     if not any(points for _, groups, _, _ in panels for _, points in groups):
