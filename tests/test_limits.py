@@ -334,7 +334,9 @@ def test_z3_is_called_only_from_its_worker_thread(monkeypatch: pytest.MonkeyPatc
     x = Symbol("thread_test_x", REAL)
     answer = Z3Backend().solve(Both(Equals(Times(x, x), Real(4)), GT(x, Real(0))), 30)
     assert answer.status is SolverStatus.SAT
-    assert len(callers) == 2
+    # Converting the formula (its symbols first, in the export's declaration order) and
+    # check(): every call in the one worker thread.
+    assert len(callers) >= 2 and len(set(callers)) == 1
     assert threading.main_thread() not in callers
     # Reading the model afterwards (the worker has finished) is the caller's business.
     assert answer.model is not None and answer.model.value(x) == 2

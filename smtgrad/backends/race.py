@@ -19,7 +19,14 @@ Soundness and determinism:
   confirm an unsat, and a disagreement there is unknown).
 
 ``work`` (z3 resource units) is passed to both as each backend reads it (z3 ``rlimit``;
-cvc5 ``rlimit-per`` plus its time cap, see :mod:`smtgrad.backends.cvc5_backend`).
+cvc5 ``rlimit-per`` plus its time cap, see :mod:`smtgrad.backends.cvc5_backend`). An
+unsat or a sat therefore never depends on the load; an *unknown* can, where only cvc5
+(time-capped) would have decided.
+
+Children are forked: a child inherits the parent's memory, so a z3 thread the parent
+abandoned at an earlier timeout could in principle hold a z3-internal lock at the fork;
+the child would then hang, and is killed at its limit like any child that overruns
+(unknown, never a wrong answer).
 """
 
 from __future__ import annotations

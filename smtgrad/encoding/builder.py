@@ -666,10 +666,15 @@ class _Builder:
         spec = self.spec
         if self.mode.kind is ModeKind.LATTICE or spec.assume:
             return
+        self.class_order()
+        if self.mode.kind is not ModeKind.EXACT:
+            # Sorted inputs and biases are sound here too (same argument), but measured
+            # slower: cvc5 on the sigmoid->sigmoid BCE abstraction at M=2 took 14 s with
+            # them, 9 s without; softmax M=3 0.30 s with, 0.17 s without.
+            return
         if "X" not in spec.fixed and "Y" not in spec.fixed:
             for m in range(len(inputs) - 1):
                 self.assertions.append(LE(inputs[m][0], inputs[m + 1][0]))
-        self.class_order()
         if any(target.index is not None for target in (*spec.query.zero, *spec.query.nonzero)):
             return
         for layer in range(1, spec.network.depth):
