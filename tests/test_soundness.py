@@ -241,14 +241,25 @@ def test_check_cannot_decide_a_box_too_wide_for_its_certificate(
     witness = result_json(result)["witness"]
     spec = SPECS / "sigmoid_bce_hard.yaml"
     assert _check(runner, spec, write_json(witness)).exit_code == 0
-    lo, hi = (Fraction(part) for part in witness["W1"][0][0][1:-1].split(","))
-    wide = dict(witness, W1=[[f"[{lo - Fraction(3, 10)}, {hi + Fraction(3, 10)}]"]])
+    # The boxed entry is the method's choice (the top-layer solve boxes W2 and b2).
+    name = next(n for n in ("W1", "b1", "W2", "b2") if str(_first(witness[n])).startswith("["))
+    lo, hi = (Fraction(part) for part in _first(witness[name])[1:-1].split(","))
+
+    def boxed(text: str) -> list[Any]:
+        return [[text]] if name.startswith("W") else [text]
+
+    wide = dict(witness, **{name: boxed(f"[{lo - Fraction(3, 10)}, {hi + Fraction(3, 10)}]")})
     undecided = _check(runner, spec, write_json(wide))
     assert undecided.exit_code == 3, undecided.output
     data = json.loads(undecided.output)
     assert data["status"] == "cannot decide" and data["holds"] is None and data["undecided"]
-    shifted = dict(witness, W1=[[f"[{lo + Fraction(3, 10)}, {hi + Fraction(35, 100)}]"]])
+    shifted = dict(witness, **{name: boxed(f"[{lo + Fraction(3, 10)}, "
+                                           f"{hi + Fraction(35, 100)}]")})
     assert _check(runner, spec, write_json(shifted)).exit_code == 1
+
+
+def _first(array: Any) -> Any:
+    return _first(array[0]) if isinstance(array, list) else array
 
 
 def test_a_fully_fixed_sigmoid_net_is_decided_exactly_in_the_exponential_field() -> None:
