@@ -920,7 +920,7 @@ def markdown(rows: list[dict[str, Any]], raw: list[dict[str, Any]], info: dict[s
         "process; times from the parsed spec to the answer (smtgrad: the whole portfolio "
         "and the exact verification; peers: building the formula, for cvc5 its SMT-LIB "
         f"export and parse, and the check; z3 capped at {PEER_MEMORY_MB} MB by its "
-        "`memory_max_size`), imports excluded; the median of {args.repeats} runs "
+        f"`memory_max_size`), imports excluded; the median of {args.repeats} runs "
         f"where smtgrad answers in under {REPEAT_BELOW:g} s. Peak MB: {MEMORY_METHOD}. "
         "Witness bits: bit length of the largest numerator / denominator in the witness.",
         "",

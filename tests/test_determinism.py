@@ -113,3 +113,33 @@ def test_beside_two_busy_processes_the_answers_are_identical() -> None:
         for process in burners:
             process.kill()
             process.wait()
+
+
+def test_the_proof_race_takes_unsat_from_either_solver_and_sat_from_z3_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default backend's last steps race cvc5 beside z3: cvc5's unsat stands, its
+    model is set aside, so the witness never depends on which solver is faster."""
+    pytest.importorskip("cvc5")
+    from pysmt.shortcuts import GT, LT, Equals, Real, Symbol, Times
+    from pysmt.shortcuts import And as Both
+    from pysmt.typing import REAL
+
+    from smtgrad.backends import SolverAnswer, SolverStatus
+    from smtgrad.backends.race import ProofRaceBackend
+    from smtgrad.backends.z3_backend import Z3Backend
+
+    x = Symbol("race_x", REAL)
+    satisfiable = Both(Equals(Times(x, x), Real(4)), GT(x, Real(0)))
+    impossible = Both(GT(Times(x, x), Real(4)), LT(x, Real(1)), GT(x, Real(-1)))
+    assert ProofRaceBackend().solve(satisfiable, 30).status is SolverStatus.SAT
+
+    def gives_up(self: Any, formula: Any, timeout: float | None,
+                 work: int | None = None) -> SolverAnswer:
+        return SolverAnswer(SolverStatus.UNKNOWN, reason="z3: planted unknown")
+
+    monkeypatch.setattr(Z3Backend, "solve", gives_up)  # the forked z3 child inherits it
+    unsat = ProofRaceBackend().solve(impossible, 30)
+    assert unsat.status is SolverStatus.UNSAT and unsat.solver.startswith("cvc5")
+    set_aside = ProofRaceBackend().solve(satisfiable, 30)
+    assert set_aside.status is SolverStatus.UNKNOWN
+    assert "witnesses come from z3" in set_aside.reason

@@ -193,9 +193,12 @@ def _forced(status: SolverStatus) -> Any:
 
 
 def test_unknown_is_never_unsat(monkeypatch: Any) -> None:
+    from smtgrad.backends.cvc5_backend import Cvc5Backend
     from smtgrad.backends.z3_backend import Z3Backend
 
     monkeypatch.setattr(Z3Backend, "solve", _forced(SolverStatus.UNKNOWN))
+    # cvc5 races z3 for the proof on the last step: it must give up too.
+    monkeypatch.setattr(Cvc5Backend, "_solve", _forced(SolverStatus.UNKNOWN))
     result = solve(load_spec(SPECS / "seed_minimal.yaml"), SolveOptions(timeout=60,
                                                                         lemmas=False))
     # M = 1 is unknown: the walk stops there, it does not go on to a larger M.
@@ -233,6 +236,7 @@ def test_cross_check_disagreement_is_unknown(monkeypatch: Any) -> None:
     from smtgrad.backends.cvc5_backend import Cvc5Backend
 
     monkeypatch.setattr(Cvc5Backend, "solve", _forced(SolverStatus.UNKNOWN))
+    monkeypatch.setattr(Cvc5Backend, "_solve", _forced(SolverStatus.UNKNOWN))  # the race's
     result = solve(load_spec(SPECS / "seed_single_sample.yaml"),
                    SolveOptions(cross_check=True, timeout=60))
     assert result.verdict is Verdict.UNKNOWN

@@ -121,6 +121,16 @@ def _cvc5_child(formula: FNode, timeout: float | None, work: int | None) -> _Pla
     return (status, reason, values, irrational, {}, None)
 
 
+def _cvc5_proof_child(formula: FNode, timeout: float | None, work: int | None) -> _Plain:
+    """cvc5 for proofs only: its unsat stands, a model it finds is set aside (the witness
+    of a proof race always comes from z3, so it never depends on which solver is faster)."""
+    plain = _cvc5_child(formula, timeout, work)
+    if plain[0] == SolverStatus.SAT.value:
+        return (SolverStatus.UNKNOWN.value, "cvc5 found a model; on this path witnesses come "
+                "from z3 alone (load-independent)", {}, {}, {}, None)
+    return plain
+
+
 def _decisive(value: Any) -> bool:
     return isinstance(value, tuple) and value[0] in (SolverStatus.SAT.value,
                                                      SolverStatus.UNSAT.value)
@@ -130,6 +140,9 @@ class RaceBackend:
     """``both``: z3 and cvc5 in parallel child processes; the first definite answer."""
 
     name = "both"
+
+    #: The cvc5 child: every definite answer, or (a proof race) unsat only.
+    _cvc5_function: Any = staticmethod(_cvc5_child)
 
     def __init__(self) -> None:
         from smtgrad.backends.cvc5_backend import Cvc5Backend
@@ -152,7 +165,7 @@ class RaceBackend:
         cvc5_timeout = cvc5_time_limit(timeout, work)
         calls = [(_z3_child, (formula, timeout, work),
                   None if timeout is None else timeout + _KILL_MARGIN),
-                 (_cvc5_child, (formula, cvc5_timeout, work),
+                 (self._cvc5_function, (formula, cvc5_timeout, work),
                   None if cvc5_timeout is None else cvc5_timeout + _KILL_MARGIN)]
         results = race_in_children(calls, _decisive)
         seconds = time.perf_counter() - start
@@ -199,3 +212,12 @@ def _answer(formula: FNode, solver: str, limit: float | None, result: ChildResul
         {symbols[name]: Real(Fraction(text)) for name, text in approximations.items()})
     return SolverAnswer(SolverStatus.SAT, model=model, seconds=seconds, work=work,
                         solver=solver)
+
+
+class ProofRaceBackend(RaceBackend):
+    """z3 with cvc5 beside it for proofs: the first unsat of either stands; sat comes from
+    z3 alone, so verdict and witness stay a function of the spec (issue 18) while the
+    second core works on the proof (issue 19). The default backend's last solver steps."""
+
+    name = "z3 (cvc5 for unsat)"
+    _cvc5_function = staticmethod(_cvc5_proof_child)

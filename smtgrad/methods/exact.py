@@ -163,13 +163,18 @@ class FastPath(Method):
 
 class ExactSMT(Method):
     """The residual/phase encoding on the chosen backend: complete for piecewise-linear
-    networks with MSE."""
+    networks with MSE. ``proof_race``: cvc5 beside the default z3 for an unsat proof (the
+    last step, where the second core has nothing else to do; sat still comes from z3)."""
 
     name = "exact encoding"
     proves = Proves.BOTH
 
+    def __init__(self, proof_race: bool = False) -> None:
+        self.proof_race = proof_race
+
     def run(self, problem: Problem, budget: Budget) -> Outcome | None:
-        return SmtRunner(problem.context).solve(problem.spec, problem.samples, work=budget.work)
+        return SmtRunner(problem.context).solve(problem.spec, problem.samples, work=budget.work,
+                                                proof_race=self.proof_race)
 
 
 def _pad(witness: Witness, spec: Spec, samples: int) -> Witness:

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from smtgrad.backends import (
     Backend,
+    BackendUnavailable,
     IrrationalValue,
     Model,
     SolverAnswer,
     SolverStatus,
     get_backend,
+    require_backend,
 )
 from smtgrad.encoding.modes import EXACT, Mode, ModeKind, UnsupportedSpec
 from smtgrad.methods.base import Context, Outcome
@@ -33,6 +35,15 @@ if TYPE_CHECKING:
     from smtgrad.encoding.builder import Encoding
 
 
+def installed(name: str) -> bool:
+    """Whether a backend's solver package is installed (nothing is imported)."""
+    try:
+        require_backend(name)
+    except BackendUnavailable:
+        return False
+    return True
+
+
 class SmtRunner:
     """The solver side of one solve (its context gives the backend and the deadline)."""
 
@@ -41,10 +52,12 @@ class SmtRunner:
         self._lattice_backend: Backend | None = None
 
     def solve(self, spec: Spec, samples: int, mode: Mode = EXACT,
-              work: int | None = None, verify_against: Spec | None = None) -> Outcome:
+              work: int | None = None, verify_against: Spec | None = None,
+              proof_race: bool = False) -> Outcome:
         """Encode ``spec`` at M = ``samples`` in ``mode``, solve within ``work`` solver
         resource units (None: unlimited) and the deadline, and turn the answer into an
-        outcome (module docstring)."""
+        outcome (module docstring). ``proof_race``: with the default backend z3 and cvc5
+        installed, cvc5 runs beside z3 for an unsat proof (the portfolio's last steps)."""
         if self.context.expired():
             return Outcome(Verdict.UNKNOWN, "none", "none",
                            reason=self.context.timeout_reason())
@@ -60,7 +73,7 @@ class SmtRunner:
         except EncodingTimeout:
             return Outcome(Verdict.UNKNOWN, mode.describe(), "none",
                            reason=f"{context.timeout_reason()} (while encoding)")
-        backend = self.backend_for(mode)
+        backend = self.backend_for(mode, proof_race)
         remaining = self.context.remaining()
         if remaining is not None and remaining <= 0:
             return Outcome(Verdict.UNKNOWN, mode.describe(), backend.version(),
@@ -141,13 +154,19 @@ class SmtRunner:
             "is satisfiable (that proves nothing), and no exact witness was completed from "
             "its model"))
 
-    def backend_for(self, mode: Mode) -> Backend:
+    def backend_for(self, mode: Mode, proof_race: bool = False) -> Backend:
         """The solve's backend; with ``both``, z3 alone on log lattices (many small sat-only
-        calls, where two processes per call would cost more than they win)."""
+        calls, where two processes per call would cost more than they win). A proof race
+        (z3 and cvc5 for unsat, z3 alone for sat) replaces the default z3 where asked."""
         if self.context.options.backend == "both" and mode.kind is ModeKind.LATTICE:
             if self._lattice_backend is None:
                 self._lattice_backend = get_backend("z3")
             return self._lattice_backend
+        if (proof_race and self.context.options.backend == "z3"
+                and mode.kind is not ModeKind.LATTICE and installed("cvc5")):
+            from smtgrad.backends.race import ProofRaceBackend
+
+            return ProofRaceBackend()
         return self.context.backend
 
     def cross_check(self, spec: Spec, encoding: Encoding, samples: int, method: str,
