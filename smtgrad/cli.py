@@ -207,8 +207,9 @@ def solve(
     timeout: Annotated[float, typer.Option("--timeout", "-t", min=0.1, help="Seconds for "
                                                                             "the whole "
                                                                             "search.")] = 60.0,
-    backend: Annotated[str, typer.Option("--backend", "-b", help="SMT backend: z3 or "
-                                                                 "cvc5.")] = "z3",
+    backend: Annotated[str, typer.Option("--backend", "-b", help=(
+        "SMT backend: z3 (its last step races cvc5 for unsat proofs), cvc5, or both "
+        "(z3 and cvc5 racing on every solver call)."))] = "z3",
     cross_check: Annotated[bool, typer.Option("--cross-check", help="Confirm every unsat "
                                                                     "with the other "
                                                                     "backend.")] = False,
