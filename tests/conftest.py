@@ -147,6 +147,18 @@ def runner() -> Any:
     return CliRunner()
 
 
+def invoke(runner: Any, *args: str) -> Any:
+    """Run ``smtgrad ARGS`` through typer's CliRunner. Every outcome must be an exit code:
+    nothing escapes as an exception or a traceback."""
+    from smtgrad.cli import app
+
+    result = runner.invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        repr(result.exception), result.output)
+    assert "Traceback" not in result.output
+    return result
+
+
 @pytest.fixture(scope="session")
 def seed_spec_text() -> str:
     """SEED_SPEC_TEXT: the seed question as inline YAML."""

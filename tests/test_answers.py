@@ -12,23 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HAND_WITNESS_JSON
+from conftest import HAND_WITNESS_JSON, invoke
 from typer.testing import CliRunner
 
-from smtgrad.cli import app
 from smtgrad.numbers.expr import FractionAlgebra, Ref, evaluate_arith, parse_arith
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SEED = str(SPECS / "relu_mse.yaml")
 PACKAGE = Path(__file__).resolve().parent.parent / "smtgrad"
 
-
-def invoke(runner: CliRunner, *args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        repr(result.exception), result.output)
-    assert "Traceback" not in result.output
-    return result
 
 
 def _no_reference(ref: Ref) -> Fraction:

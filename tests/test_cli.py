@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 import sympy
 import z3
-from conftest import HAND_WITNESS_JSON
+from conftest import HAND_WITNESS_JSON, invoke
 from typer.testing import CliRunner
-
-from smtgrad.cli import app
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SEED = str(SPECS / "relu_mse.yaml")
@@ -22,14 +20,6 @@ HAND = HAND_WITNESS_JSON
 
 EXIT_SAT, EXIT_UNSAT, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
-
-def invoke(runner: CliRunner, *args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    # Every outcome is an exit code; nothing escapes as an exception or a traceback.
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        repr(result.exception), result.output)
-    assert "Traceback" not in result.output
-    return result
 
 
 def rational(text: Any) -> Fraction:

@@ -12,23 +12,15 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import HAND_WITNESS_JSON, SEED_SPEC_TEXT
+from conftest import HAND_WITNESS_JSON, SEED_SPEC_TEXT, invoke
 from typer.testing import CliRunner
 
 from smtgrad import __version__
-from smtgrad.cli import app
 from smtgrad.spec import TargetKind, parse_spec
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = str(REPO / "specs" / "relu_mse.yaml")
 
-
-def invoke(runner: CliRunner, *args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        repr(result.exception), result.output)
-    assert "Traceback" not in result.output
-    return result
 
 
 @pytest.mark.parametrize("flag", ["--version", "-V"])

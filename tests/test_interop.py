@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import sympy
+from conftest import invoke
 
 import smtgrad
-from smtgrad.cli import app
 from smtgrad.interop.values import floats, to_float
 
 REPO = Path(__file__).resolve().parent.parent
@@ -198,13 +198,6 @@ def flat_texts(value: Any) -> list[str]:
 # ----------------------------------------------------------------------------------------
 # Files: --save-witness through the command line.
 
-
-def invoke(runner: Any, *args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        repr(result.exception), result.output)
-    assert "Traceback" not in result.output
-    return result
 
 
 @pytest.mark.parametrize("name", ["relu_mse", "sigmoid_bce_soft", "softmax_stationary"])

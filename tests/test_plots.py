@@ -9,19 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import invoke
 from typer.testing import CliRunner
-
-from smtgrad.cli import app
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
-
-def invoke(runner: CliRunner, *args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        repr(result.exception), result.output)
-    assert "Traceback" not in result.output
-    return result
 
 
 def test_missing_matplotlib_is_exit_2_with_a_hint(runner: CliRunner, tmp_path: Path,

@@ -9,25 +9,17 @@ import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import pytest
+from conftest import invoke
 from typer.testing import CliRunner
 
-from smtgrad.cli import app
 from smtgrad.encoding.smtmodel import parse_model
 from smtgrad.reference.witness import WitnessError
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SEED = str(SPECS / "relu_mse.yaml")
 
-
-def invoke(runner: CliRunner, *args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        repr(result.exception), result.output)
-    assert "Traceback" not in result.output
-    return result
 
 
 def _export(runner: CliRunner, spec: str, path: Path, *extra: str) -> str:
