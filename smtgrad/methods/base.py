@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Flag
 from typing import ClassVar
@@ -111,6 +111,32 @@ class Effort:
                 amount = f"{_count(done)} of {_count(planned)} {unit}"
             parts.append(f"{what}: {amount}")
         return "; ".join(parts)
+
+
+class Draws:
+    """The counted draws of one search step: iterating yields the draw numbers first ..
+    first + planned - 1 until the deadline passes, and leaving the ``with`` block (however
+    the search ends) records how many were made in the solve's :class:`Effort`."""
+
+    def __init__(self, what: str, planned: int, effort: Effort | None,
+                 deadline: float | None, first: int = 0) -> None:
+        self.what, self.planned, self.effort = what, planned, effort
+        self.deadline, self.first = deadline, first
+        self.done = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for attempt in range(self.first, self.first + self.planned):
+            if self.deadline is not None and time.perf_counter() > self.deadline:
+                return
+            self.done += 1
+            yield attempt
+
+    def __enter__(self) -> Draws:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        if self.effort is not None:
+            self.effort.add(self.what, self.done, "draws", self.planned)
 
 
 def _count(value: float) -> str:

@@ -24,7 +24,7 @@ from math import gcd, lcm
 from operator import mul
 from typing import Any
 
-from smtgrad.methods.base import Effort
+from smtgrad.methods.base import Draws, Effort
 from smtgrad.numbers import integral_as_int, rational_fractions
 from smtgrad.reference.network import (
     RATIONAL,
@@ -875,21 +875,15 @@ def search(spec: Spec, samples: int, deadline: float | None, attempts: int = 200
     # Draws first .. first + attempts - 1 of the sequence; a later round (first > 0) has
     # its own random stream, so the rounds never repeat a draw.
     sampler = _Sampler(spec, samples, seed + first, deadline)
-    done = 0
-    try:
-        for attempt in range(first, first + attempts):
-            if deadline is not None and time.perf_counter() > deadline:
-                return None
-            done += 1
-            witness = _draw(spec, network, plan, sampler, attempt, accept)
-            if witness is not None:
-                return witness
-        return None
-    except _OutOfTime:
-        return None
-    finally:
-        if effort is not None:
-            effort.add("rank criterion", done, "draws", attempts)
+    with Draws("rank criterion", attempts, effort, deadline, first) as draws:
+        try:
+            for attempt in draws:
+                witness = _draw(spec, network, plan, sampler, attempt, accept)
+                if witness is not None:
+                    return witness
+        except _OutOfTime:
+            pass
+    return None
 
 
 def _structurable(spec: Spec) -> bool:

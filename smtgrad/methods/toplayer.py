@@ -26,12 +26,11 @@ May import the reference network and the spec model, never a solver.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from smtgrad.methods.base import Effort
+from smtgrad.methods.base import Draws, Effort
 from smtgrad.methods.rank import solve_linear
 from smtgrad.reference.network import (
     RATIONAL,
@@ -194,12 +193,8 @@ def search(spec: Spec, samples: int, deadline: float | None, attempts: int = 400
                 if (target.block, index) not in equations:
                     equations.append((target.block, index))
     sampler = _BiasedSampler(spec, samples, seed + first)
-    done = 0
-    try:
-        for attempt in range(first, first + attempts):
-            if deadline is not None and time.perf_counter() > deadline:
-                return None
-            done += 1
+    with Draws("output-layer solve", attempts, effort, deadline, first) as draws:
+        for attempt in draws:
             magnitude = 2 + attempt // 40
             # Generic-looking draws first (preferred when both kinds of witness exist), then
             # draws biased towards zero weights, repeated inputs and kinks.
@@ -256,7 +251,4 @@ def search(spec: Spec, samples: int, deadline: float | None, attempts: int = 400
                 witness = Witness(full, inputs, tuple(tuple(row) for row in targets))
                 if accept is None or accept(witness):
                     return witness
-        return None
-    finally:
-        if effort is not None:
-            effort.add("output-layer solve", done, "draws", attempts)
+    return None
