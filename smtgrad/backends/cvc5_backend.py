@@ -11,7 +11,8 @@ from pysmt.fnode import FNode
 from pysmt.logics import QF_NRA
 from pysmt.shortcuts import Bool, Real, Solver
 
-from smtgrad.backends import Z3_UNITS_PER_SECOND, IrrationalValue, SolverAnswer, SolverStatus
+from smtgrad.backends import Z3_UNITS_PER_SECOND, SolverAnswer, SolverStatus
+from smtgrad.backends.plain import PlainModel
 from smtgrad.backends.process import ChildStatus, run_in_child
 from smtgrad.encoding.solving import OPTIONS, declaration_order
 
@@ -40,34 +41,6 @@ def cvc5_time_limit(timeout: float | None, work: int | None) -> float | None:
         return timeout
     capped = CVC5_TIME_PER_WORK * work / Z3_UNITS_PER_SECOND
     return capped if timeout is None else min(timeout, capped)
-
-
-class _Cvc5Model:
-    def __init__(self, values: dict[FNode, FNode], irrational: dict[FNode, str]) -> None:
-        self._values = values
-        self._irrational = irrational  # symbols whose value pysmt cannot represent
-
-    def value(self, term: FNode) -> Fraction:
-        if term.is_constant():
-            return Fraction(term.constant_value())
-        for symbol in term.get_free_variables():
-            if symbol in self._irrational:
-                raise IrrationalValue(f"cvc5 value of {symbol}: {self._irrational[symbol]}")
-        # Model completion (as z3's model_completion): a symbol the solved formula does not
-        # contain has no value in the model, and any value, 0, satisfies the formula.
-        completion = {symbol: Real(0) for symbol in term.get_free_variables()
-                      if symbol not in self._values and symbol.symbol_type().is_real_type()}
-        result = term.substitute({**self._values, **completion}).simplify()
-        if result.is_constant() and result.is_real_constant():
-            return Fraction(result.constant_value())
-        raise IrrationalValue(f"{term} has no rational value in the cvc5 model ({result})")
-
-    def approximate(self, term: FNode) -> Fraction:
-        return self.value(term)
-
-    def truth(self, term: FNode) -> bool:
-        result = term.substitute(self._values).simplify()
-        return bool(result.is_true())
 
 
 class Cvc5Backend:
@@ -108,7 +81,7 @@ class Cvc5Backend:
                                         Bool(text == "true"))
                         for name, (kind, text) in values.items()}
         model_irrational = {symbols[name]: text for name, text in irrational.items()}
-        return SolverAnswer(SolverStatus.SAT, model=_Cvc5Model(model_values, model_irrational),
+        return SolverAnswer(SolverStatus.SAT, model=PlainModel(model_values, model_irrational, {}),
                             seconds=seconds)
 
     def _solve(self, formula: FNode, timeout: float | None,
@@ -138,7 +111,7 @@ class Cvc5Backend:
                     values[symbol] = solver.get_value(symbol)
                 except Exception as error:  # algebraic values pysmt cannot represent
                     irrational[symbol] = " ".join(str(error).split())[:200]
-            return SolverAnswer(SolverStatus.SAT, model=_Cvc5Model(values, irrational),
+            return SolverAnswer(SolverStatus.SAT, model=PlainModel(values, irrational, {}),
                                 seconds=seconds)
 
 
@@ -152,11 +125,11 @@ def _child(backend: Cvc5Backend, formula: FNode, timeout: float | None,
     values: dict[str, tuple[str, str]] = {}
     irrational: dict[str, str] = {}
     model = answer.model
-    if isinstance(model, _Cvc5Model):
-        for symbol, value in model._values.items():
+    if isinstance(model, PlainModel):
+        for symbol, value in model.values.items():
             if value.is_bool_constant():
                 values[symbol.symbol_name()] = ("bool", "true" if value.is_true() else "false")
             else:
                 values[symbol.symbol_name()] = ("real", str(Fraction(value.constant_value())))
-        irrational = {symbol.symbol_name(): text for symbol, text in model._irrational.items()}
+        irrational = {symbol.symbol_name(): text for symbol, text in model.irrational.items()}
     return (answer.status.value, answer.reason, values, irrational)

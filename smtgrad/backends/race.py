@@ -39,6 +39,7 @@ from pysmt.fnode import FNode
 from pysmt.shortcuts import Bool, Real
 
 from smtgrad.backends import IrrationalValue, SolverAnswer, SolverStatus
+from smtgrad.backends.plain import PlainModel
 from smtgrad.backends.process import ChildResult, ChildStatus, race_in_children
 
 #: What a child sends back: status, reason, {name: (kind, text)}, {name: why irrational},
@@ -48,45 +49,6 @@ _Plain = tuple[str, str, dict[str, tuple[str, str]], dict[str, str], dict[str, s
 
 #: Seconds the parent waits past a solver's own time limit before killing its child.
 _KILL_MARGIN = 0.5
-
-
-class PlainModel:
-    """A model rebuilt from plain values (symbol name -> exact value) in the parent."""
-
-    def __init__(self, values: dict[FNode, FNode], irrational: dict[FNode, str],
-                 approximations: dict[FNode, FNode]) -> None:
-        self._values = values
-        self._irrational = irrational
-        self._approximations = approximations
-
-    def _substituted(self, term: FNode, approximate: bool) -> FNode:
-        completion = {symbol: Real(0) for symbol in term.get_free_variables()
-                      if symbol not in self._values and symbol not in self._irrational
-                      and symbol.symbol_type().is_real_type()}
-        values = {**self._values, **completion}
-        if approximate:
-            values.update(self._approximations)
-        return term.substitute(values).simplify()
-
-    def value(self, term: FNode) -> Fraction:
-        if term.is_constant():
-            return Fraction(term.constant_value())
-        for symbol in term.get_free_variables():
-            if symbol in self._irrational:
-                raise IrrationalValue(f"value of {symbol}: {self._irrational[symbol]}")
-        result = self._substituted(term, approximate=False)
-        if result.is_constant() and result.is_real_constant():
-            return Fraction(result.constant_value())
-        raise IrrationalValue(f"{term} has no rational value in the model ({result})")
-
-    def approximate(self, term: FNode) -> Fraction:
-        result = self._substituted(term, approximate=True)
-        if result.is_constant() and result.is_real_constant():
-            return Fraction(result.constant_value())
-        raise IrrationalValue(f"{term} has no numeric value in the model ({result})")
-
-    def truth(self, term: FNode) -> bool:
-        return bool(self._substituted(term, approximate=False).is_true())
 
 
 def _z3_child(formula: FNode, timeout: float | None, work: int | None) -> _Plain:
