@@ -30,6 +30,7 @@ from fractions import Fraction
 from typing import Any
 
 import z3
+from common import feed_smtlib
 
 from smtgrad.spec import Layer, LossKind, Reduction, Spec, TargetKind, entries
 
@@ -271,14 +272,7 @@ def solve_cvc5_model(spec: Spec, samples: int, timeout: float | None,
     cvc.setOption("produce-models", "true")
     cvc.setOption("nl-cov", "true")
     cvc.setLogic(logic)
-    parser = cvc5.InputParser(cvc)
-    parser.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6, script, "direct-encoding")
-    symbols = parser.getSymbolManager()
-    while True:
-        command = parser.nextCommand()
-        if command.isNull():
-            break
-        command.invoke(cvc, symbols)
+    symbols, _ = feed_smtlib(cvc, script, "direct-encoding")
     info["parse_seconds"] = time.perf_counter() - start - info["export_seconds"]
     on_phase(f"cvc5 checkSat() (parsed after {time.perf_counter() - start:.1f} s)")
     if timeout is not None:

@@ -32,7 +32,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from fractions import Fraction
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+from common import feed_smtlib, run_worker  # noqa: E402
 
 RELU_111 = ("network: {inputs: 1, layers: [{units: 1, activation: relu}, "
             "{units: 1, activation: linear}]}\n")
@@ -236,21 +236,13 @@ def run_z3(script: str, timeout: float) -> str:
 def run_cvc5(script: str, timeout: float, logic_all: bool = False) -> str:
     import cvc5
 
-    terms = cvc5.TermManager()
-    solver = cvc5.Solver(terms)
+    solver = cvc5.Solver(cvc5.TermManager())
     solver.setOption("tlimit-per", str(int(timeout * 1000)))
-    symbols = cvc5.SymbolManager(terms)
-    parser = cvc5.InputParser(solver, symbols)
-    parser.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6,
-                          script.replace("(get-model)", ""), "bench")
     answer = "unknown"
-    while True:
-        command = parser.nextCommand()
-        if command.isNull():
-            break
-        output = command.invoke(solver, symbols).strip()
-        if output.split()[:1] and output.split()[0] in ("sat", "unsat", "unknown"):
-            answer = output.split()[0]
+    for output in feed_smtlib(solver, script.replace("(get-model)", ""), "bench")[1]:
+        words = output.split()
+        if words[:1] and words[0] in ("sat", "unsat", "unknown"):
+            answer = words[0]
     return answer
 
 
@@ -298,17 +290,7 @@ def worker(tool: str, row: str, timeout: float) -> dict[str, Any]:
 
 def measure(tool: str, row: str, timeout: float) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", tool, row, str(timeout)]
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 20,
-                              cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"})
-    except subprocess.TimeoutExpired:
-        return {"verdict": "killed", "seconds": time.perf_counter() - start}
-    try:
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-    except (IndexError, json.JSONDecodeError):
-        return {"verdict": "error", "seconds": time.perf_counter() - start,
-                "stderr": done.stderr[-400:]}
+    return run_worker(command, timeout, ROOT, env={**os.environ, "PYTHONHASHSEED": "0"})
 
 
 def _decided(cell: dict[str, Any]) -> bool:

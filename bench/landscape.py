@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
 from fractions import Fraction
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+from common import feed_smtlib, run_worker  # noqa: E402
+
 ROWS = [(1, 4), (1, 8), (1, 20), (2, 4), (2, 8), (3, 4), (3, 6), (3, 12), (4, 8), (4, 20)]
 QUERIES = ("loss > 0", "loss == line", "loss == 1/7")
 
@@ -128,15 +129,7 @@ def worker(tool: str, units: int, samples: int, query: str, timeout: float) -> d
     cvc = cvc5.Solver(tm)
     cvc.setOption("tlimit-per", str(int(timeout * 1000)))
     cvc.setLogic("ALL")
-    parser = cvc5.InputParser(cvc)
-    parser.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6,
-                          script.replace("(check-sat)", ""), "bench")
-    symbols = parser.getSymbolManager()
-    while True:
-        command = parser.nextCommand()
-        if command.isNull():
-            break
-        command.invoke(cvc, symbols)
+    feed_smtlib(cvc, script.replace("(check-sat)", ""), "bench")
     answer = cvc.checkSat()
     verdict = "sat" if answer.isSat() else "unsat" if answer.isUnsat() else "unknown"
     return {"verdict": verdict, "seconds": time.perf_counter() - start}
@@ -145,17 +138,7 @@ def worker(tool: str, units: int, samples: int, query: str, timeout: float) -> d
 def measure(tool: str, units: int, samples: int, query: str, timeout: float) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", tool, str(units), str(samples), query,
                str(timeout)]
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 20,
-                              cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"verdict": "killed", "seconds": time.perf_counter() - start}
-    try:
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-    except (IndexError, json.JSONDecodeError):
-        return {"verdict": "error", "seconds": time.perf_counter() - start,
-                "stderr": done.stderr[-400:]}
+    return run_worker(command, timeout, ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+from common import feed_smtlib, run_worker  # noqa: E402
+
 #: The CLI in a fresh interpreter (the console script's own entry point, without a shim).
 CLI = [sys.executable, "-c", "from smtgrad._entry import main; main()"]
 
@@ -389,15 +391,7 @@ def cvc5_worker(yaml_text: str, samples: int, timeout: float) -> dict[str, Any]:
     solver = cvc5.Solver(tm)
     solver.setOption("tlimit-per", str(int(timeout * 1000)))
     solver.setOption("produce-models", "true")
-    parser = cvc5.InputParser(solver)
-    parser.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6, script.replace("(check-sat)", ""),
-                          "bench")
-    symbols = parser.getSymbolManager()
-    while True:
-        command = parser.nextCommand()
-        if command.isNull():
-            break
-        command.invoke(solver, symbols)
+    feed_smtlib(solver, script.replace("(check-sat)", ""), "bench")
     answer = solver.checkSat()
     verdict = "sat" if answer.isSat() else "unsat" if answer.isUnsat() else "unknown"
     return {"verdict": verdict, "seconds": time.perf_counter() - start,
@@ -409,17 +403,7 @@ def run_cvc5(row: Row, samples: int, timeout: float) -> dict[str, Any]:
         path = Path(folder) / "spec.yaml"
         path.write_text(row.yaml, encoding="utf-8")
         command = [sys.executable, __file__, "--worker", str(path), str(samples), str(timeout)]
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(command, capture_output=True, text=True,
-                                  timeout=timeout + 20, cwd=ROOT)
-        except subprocess.TimeoutExpired:
-            return {"verdict": "killed", "seconds": time.perf_counter() - start}
-        try:
-            return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-        except (IndexError, json.JSONDecodeError):
-            return {"verdict": "error", "seconds": time.perf_counter() - start,
-                    "stderr": done.stderr[-300:]}
+        return run_worker(command, timeout, ROOT, stderr_tail=300)
 
 
 def _own_samples(row: Row) -> int:
