@@ -48,6 +48,7 @@ from fractions import Fraction
 from typing import Any
 
 from smtgrad.methods.base import Budget, Method, Outcome, Problem, Proves
+from smtgrad.methods.rank import solve_linear
 from smtgrad.numbers.expr import (
     BinOp,
     BoolConst,
@@ -349,9 +350,13 @@ class _Projector:
             return self.norm, {}
         if self.flint is not None:
             return self._flint_solve(chosen)
-        pivots = self._fraction_pivots(chosen)
-        coefficients = {chosen[column]: value for column, value in pivots}
+        # The normal equations [G | A^T y] over Fractions, free variables 0 (always solvable).
         target = self.target_index
+        solved = solve_linear([[self.gram(i, j) for j in chosen] for i in chosen],
+                              [self.gram(i, target) for i in chosen], len(chosen))
+        assert solved is not None
+        coefficients = {chosen[column]: value for column, value in enumerate(solved[0])
+                        if value != 0}
         explained = sum((value * self.gram(k, target) for k, value in coefficients.items()),
                         Fraction(0))
         return self.norm - explained, coefficients
@@ -374,29 +379,6 @@ class _Projector:
                     explained += value * gram(chosen[column], target)
                     break
         return self.norm - Fraction(int(explained.p), int(explained.q)), coefficients
-
-    def _fraction_pivots(self, chosen: list[int]) -> list[tuple[int, Fraction]]:
-        """Gauss-Jordan over Fractions on [G | A^T y]; free variables set to 0."""
-        size = len(chosen)
-        target = self.target_index
-        rows = [[self.gram(i, j) for j in chosen] + [self.gram(i, target)] for i in chosen]
-        pivots: list[int] = []
-        rank = 0
-        for column in range(size):
-            pivot = next((r for r in range(rank, size) if rows[r][column] != 0), None)
-            if pivot is None:
-                continue
-            rows[rank], rows[pivot] = rows[pivot], rows[rank]
-            head = rows[rank][column]
-            rows[rank] = [value / head for value in rows[rank]]
-            for r in range(size):
-                if r != rank and rows[r][column] != 0:
-                    factor = rows[r][column]
-                    rows[r] = [a - factor * b for a, b in zip(rows[r], rows[rank],
-                                                              strict=True)]
-            pivots.append(column)
-            rank += 1
-        return [(column, rows[position][size]) for position, column in enumerate(pivots)]
 
     def predictions(self, coefficients: dict[int, Any]) -> tuple[Fraction, ...]:
         samples = len(self.problem.inputs)
