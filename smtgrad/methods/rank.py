@@ -118,6 +118,8 @@ class _Sampler:
         self._bits = self.random.getrandbits
         self.shapes = spec.network.parameter_shapes()
         self.deadline = deadline
+        #: Whether structured draws apply (free inputs, rational fixed values): once per search.
+        self.structurable = _structurable(spec)
 
     def on_time(self, step: int) -> None:
         """Raise :class:`_OutOfTime` past the deadline (checked every 256 steps: one draw
@@ -914,7 +916,7 @@ def _draw(spec: Spec, network: Network, plan: _Plan, sampler: _Sampler, attempt:
     # samples every draw is structured: a plain draw there costs seconds (kink
     # avoidance row by row) and the structured ones are what answers.
     if ((attempt % 2 == 1 or sampler.samples > 256) and not degenerate
-            and _structurable(spec)):
+            and sampler.structurable):
         plain, inputs = sampler.structured(magnitude, attempt)
         runs = [_forward(network, plain, row) for row in inputs]
         sampler.on_time(0)
